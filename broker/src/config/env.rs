@@ -1,0 +1,66 @@
+//! The `PAXLOG_*` environment variables, one per setting:
+//!
+//! | variable                  | setting            |
+//! |---------------------------|--------------------|
+//! | `PAXLOG_ID`               | `id`               |
+//! | `PAXLOG_LISTEN`           | `listen`           |
+//! | `PAXLOG_PEERS`            | `peers` (as `--peers`) |
+//! | `PAXLOG_DATA_DIR`         | `data_dir`         |
+//! | `PAXLOG_METRICS`          | `metrics`          |
+//! | `PAXLOG_MAX_RECORD_BYTES` | `max_record_bytes` |
+//!
+//! Other `PAXLOG_*` names are ignored: the CLI and tools share the prefix.
+
+use super::{ConfigError, ConfigPatch, parse_peers};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Prefix of every environment variable the broker reads.
+pub const ENV_PREFIX: &str = "PAXLOG_";
+
+impl ConfigPatch {
+    /// Picks the broker's variables out of `vars` (pass `std::env::vars()`); an empty value
+    /// counts as unset, so `PAXLOG_ID= paxlog-broker ...` clears nothing by accident.
+    pub fn from_env(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ConfigPatch, ConfigError> {
+        let mut patch = ConfigPatch::default();
+        for (var, value) in vars {
+            let Some(name) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if value.is_empty() {
+                continue;
+            }
+            match name {
+                "ID" => patch.id = Some(parse(&var, &value)?),
+                "LISTEN" => patch.listen = Some(parse(&var, &value)?),
+                "PEERS" => {
+                    patch.peers =
+                        Some(parse_peers(&value).map_err(|err| invalid(&var, &value, err))?)
+                }
+                "DATA_DIR" => patch.data_dir = Some(PathBuf::from(value)),
+                "METRICS" => patch.metrics = Some(parse(&var, &value)?),
+                "MAX_RECORD_BYTES" => patch.max_record_bytes = Some(parse(&var, &value)?),
+                _ => {}
+            }
+        }
+        Ok(patch)
+    }
+}
+
+fn parse<T>(var: &str, value: &str) -> Result<T, ConfigError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|err| invalid(var, value, err))
+}
+
+fn invalid(var: &str, value: &str, reason: impl std::fmt::Display) -> ConfigError {
+    ConfigError::InvalidEnv {
+        var: var.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_string(),
+    }
+}

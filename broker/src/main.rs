@@ -1,0 +1,116 @@
+//! `paxlog-broker`: runs one paxlog node.
+//!
+//! Settings come from defaults, then `--config FILE` (TOML), then `PAXLOG_*` environment
+//! variables, then flags; see `paxlog_broker::config`. SIGTERM or Ctrl-C stop it gracefully.
+//! Exit status: 0 after a graceful stop, 2 for an invalid configuration, 1 for any other
+//! error (e.g. a data directory of another node).
+
+use clap::Parser;
+use paxlog_broker::config::{self, Config, ConfigPatch, NodeId};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Runs one paxlog broker node.
+#[derive(Debug, Parser)]
+#[command(name = "paxlog-broker", version, about)]
+struct Args {
+    /// TOML config file; flags and PAXLOG_* variables override it.
+    #[arg(long, env = "PAXLOG_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// This node's id (>= 1), unique in the cluster [env: PAXLOG_ID].
+    #[arg(long)]
+    id: Option<NodeId>,
+    /// gRPC listen address [env: PAXLOG_LISTEN] [default: 127.0.0.1:7001].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Every node of the cluster, this one included, e.g. 1=127.0.0.1:7001,2=127.0.0.1:7002;
+    /// give every node the same list [env: PAXLOG_PEERS] [default: just this node].
+    #[arg(long, value_name = "ID=HOST:PORT,...", value_parser = parse_peers)]
+    peers: Option<BTreeMap<NodeId, String>>,
+    /// RocksDB data directory [env: PAXLOG_DATA_DIR] [default: ./data/node-<id>].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Prometheus /metrics address [env: PAXLOG_METRICS] [default: listen port + 2000].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Largest record a producer may publish, in bytes [env: PAXLOG_MAX_RECORD_BYTES]
+    /// [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    max_record_bytes: Option<u32>,
+}
+
+fn parse_peers(input: &str) -> Result<BTreeMap<NodeId, String>, String> {
+    config::parse_peers(input).map_err(|err| err.to_string())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs often go to files (cluster up writes node logs).
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let flags = ConfigPatch {
+        id: args.id,
+        listen: args.listen,
+        peers: args.peers,
+        data_dir: args.data_dir,
+        metrics: args.metrics,
+        max_record_bytes: args.max_record_bytes,
+    };
+    let config = match Config::load(args.config.as_deref(), std::env::vars(), flags) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("paxlog-broker: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("paxlog-broker: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        // Handlers first: a SIGTERM during startup must stop the node gracefully, not kill it.
+        let shutdown =
+            shutdown_signal().map_err(|err| format!("cannot install signal handlers: {err}"))?;
+        paxlog_broker::run(config, shutdown)
+            .await
+            .map_err(|err| err.to_string())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("paxlog-broker: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on the first SIGTERM or SIGINT (Ctrl-C).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutdown requested");
+    })
+}

@@ -1,0 +1,215 @@
+//! The node's lifecycle: open storage, bind the two ports, serve until shut down.
+//!
+//! ```text
+//!   run(config, shutdown)
+//!     ├─ Storage::open(data_dir, id)      refuses another node's directory
+//!     ├─ bind listen (gRPC) and metrics (HTTP)
+//!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services
+//!     │        └─▶ HTTP: GET /metrics
+//!     └─ on shutdown: health NOT_SERVING, stop accepting, drain (bounded), sync storage
+//! ```
+
+use crate::config::Config;
+use crate::error::{Error, Fatal};
+use crate::metrics::{self, Metrics};
+use crate::service::{SERVICE_NAMES, Unimplemented};
+use crate::storage::Storage;
+use paxlog_proto::v1::{
+    admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
+    metadata_server::MetadataServer, peer_server::PeerServer, producer_server::ProducerServer,
+};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tracing::Instrument;
+
+/// How long shutdown waits for open gRPC calls and streams to finish before closing them.
+/// Long-lived streams (peer streams, health watches) never finish on their own.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The node's two bound sockets. Binding separately from serving lets tests bind port 0
+/// and learn the address before the node starts.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC (client API, peer API, health, reflection).
+    pub grpc: TcpListener,
+    /// Prometheus `/metrics`.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `config.listen` and the metrics address.
+    pub async fn bind(config: &Config) -> Result<Listeners, Error> {
+        let grpc = bind("gRPC", config.listen, "--listen").await?;
+        let metrics = bind("metrics", config.metrics_addr()?, "--metrics").await?;
+        Ok(Listeners { grpc, metrics })
+    }
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+    flag: &'static str,
+) -> Result<TcpListener, Fatal> {
+    TcpListener::bind(addr).await.map_err(|source| Fatal::Bind {
+        what,
+        addr,
+        flag,
+        source,
+    })
+}
+
+/// Runs a node until `shutdown` completes (then stops gracefully) or a fatal error occurs.
+///
+/// Opens storage first, so that a data directory of another node is refused before any
+/// port is taken.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.validate()?;
+    let span = tracing::info_span!("broker", node = config.id);
+    async move {
+        let storage = open_storage(&config).await?;
+        let listeners = Listeners::bind(&config).await?;
+        serve(&config, storage, listeners, shutdown).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// Like [`run`], on sockets the caller bound.
+pub async fn run_with_listeners(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    config.validate()?;
+    let span = tracing::info_span!("broker", node = config.id);
+    async move {
+        let storage = open_storage(&config).await?;
+        serve(&config, storage, listeners, shutdown).await
+    }
+    .instrument(span)
+    .await
+}
+
+async fn open_storage(config: &Config) -> Result<Storage, Fatal> {
+    let (data_dir, id) = (config.data_dir(), config.id);
+    tokio::task::spawn_blocking(move || Storage::open(&data_dir, id))
+        .await
+        .map_err(|source| Fatal::Task {
+            task: "open storage",
+            source,
+        })?
+}
+
+async fn serve(
+    config: &Config,
+    storage: Storage,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    // The bound addresses differ from the configured ones when those use port 0.
+    let grpc_addr = listeners.grpc.local_addr().unwrap_or(config.listen);
+    let metrics_addr = listeners
+        .metrics
+        .local_addr()
+        .unwrap_or(config.metrics_addr()?);
+    let metrics = Arc::new(Metrics::new(config.id));
+    let (health, health_service) = tonic_health::server::health_reporter();
+    set_health(&health, ServingStatus::Serving).await;
+
+    // Health's descriptors too, so reflection clients can call it by name.
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(paxlog_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(Fatal::from)?;
+    // v1alpha as well: older grpcurl and grpcui speak only that.
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(paxlog_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(Fatal::from)?;
+
+    let (stop, stopped) = watch::channel(false);
+    let metrics_task = tokio::spawn(
+        metrics::http::serve(listeners.metrics, metrics.clone(), stopped.clone()).in_current_span(),
+    );
+    let mut grpc_stopped = stopped.clone();
+    let grpc = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(AdminServer::new(Unimplemented))
+        .add_service(MetadataServer::new(Unimplemented))
+        .add_service(ProducerServer::new(Unimplemented))
+        .add_service(ConsumerServer::new(Unimplemented))
+        .add_service(GroupsServer::new(Unimplemented))
+        .add_service(PeerServer::new(Unimplemented))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            async move {
+                // An error means the sender is gone, which also means stop.
+                let _ = grpc_stopped.wait_for(|stop| *stop).await;
+            },
+        );
+    tokio::pin!(grpc);
+
+    metrics.set_up(true);
+    tracing::info!(
+        listen = %grpc_addr,
+        metrics = %format!("http://{metrics_addr}/metrics"),
+        data_dir = %storage.data_dir().display(),
+        peers = ?config.members(),
+        "broker serving"
+    );
+
+    let early_exit = tokio::select! {
+        result = &mut grpc => Some(result),
+        () = shutdown => None,
+    };
+    tracing::info!("shutting down");
+    metrics.set_up(false);
+    set_health(&health, ServingStatus::NotServing).await;
+    stop.send_replace(true);
+    let grpc_result = match early_exit {
+        Some(result) => result,
+        None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "open gRPC streams did not finish; closing them");
+                Ok(())
+            }
+        },
+    };
+    let metrics_result = metrics_task.await.map_err(|source| Fatal::Task {
+        task: "metrics",
+        source,
+    })?;
+
+    // Sync and close RocksDB off the async workers; both may block on disk.
+    tokio::task::spawn_blocking(move || storage.flush())
+        .await
+        .map_err(|source| Fatal::Task {
+            task: "close storage",
+            source,
+        })??;
+    grpc_result.map_err(Fatal::from)?;
+    metrics_result?;
+    tracing::info!("broker stopped");
+    Ok(())
+}
+
+/// Reports `status` for the whole server ("") and every paxlog service.
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in SERVICE_NAMES {
+        health.set_service_status(name, status).await;
+    }
+}

@@ -1,0 +1,74 @@
+//! paxlog's client side: the library behind the `paxlog` command-line tool, and later the
+//! Rust SDK (producer, consumer, admin).
+//!
+//! ```text
+//!   paxlog cluster up ──▶ cluster::LocalCluster ──spawns──▶ paxlog-broker × N
+//!                                 │                              ▲
+//!                                 └── health::check ─────────────┤ grpc.health.v1
+//!   paxlog status ──────▶ status::check_brokers ──▶ health::check┘
+//! ```
+//!
+//! Output meant for people and, with `--json`, for programs; see [`status`].
+
+#![deny(missing_docs)]
+
+pub mod cluster;
+pub mod error;
+pub mod health;
+pub mod status;
+
+pub use error::Error;
+
+/// First gRPC port of the local cluster; node `n` listens on `DEFAULT_BASE_PORT + n - 1`.
+pub const DEFAULT_BASE_PORT: u16 = 7001;
+/// Nodes in the local cluster: three, the smallest cluster that survives a failure.
+pub const DEFAULT_NODES: u16 = 3;
+/// Metrics ports are gRPC ports plus this offset (7001 → 9001), as the broker's default.
+pub const METRICS_PORT_OFFSET: u16 = 2000;
+/// The brokers `paxlog status` and other commands talk to when `--brokers` is not given:
+/// the default local cluster.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003";
+
+/// Splits a `host:port,host:port` list, ignoring spaces and empty items.
+pub fn parse_brokers(list: &str) -> Result<Vec<String>, Error> {
+    let brokers: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if brokers.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "--brokers {list:?} names no broker; expected host:port[,host:port...]"
+        )));
+    }
+    if let Some(bad) = brokers.iter().find(|b| {
+        b.rsplit_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+    }) {
+        return Err(Error::InvalidArgument(format!(
+            "--brokers: {bad:?} is not host:port (e.g. 127.0.0.1:7001)"
+        )));
+    }
+    Ok(brokers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_broker_lists() {
+        let brokers = parse_brokers(DEFAULT_BROKERS).expect("default list");
+        assert_eq!(
+            brokers,
+            ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"]
+        );
+        assert_eq!(
+            parse_brokers(" a:1 , b:2,").expect("spaces"),
+            ["a:1", "b:2"]
+        );
+        assert!(parse_brokers(" , ").is_err());
+        assert!(parse_brokers("a:1,b").is_err());
+    }
+}

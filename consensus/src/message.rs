@@ -1,0 +1,120 @@
+//! Messages exchanged between replicas of one Paxos group.
+//!
+//! The broker maps these one to one onto the `paxlog.v1` peer protocol; nothing here knows
+//! about the wire.
+
+use crate::types::{Ballot, Entry, NodeId, Slot};
+use bytes::Bytes;
+
+/// A message from one replica to another.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// What is said.
+    pub body: MessageBody,
+}
+
+/// The protocol's messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MessageBody {
+    /// Phase 1a, sent by a candidate: promise `ballot` for every slot from `from_slot` on.
+    Prepare {
+        /// The candidate's ballot.
+        ballot: Ballot,
+        /// The first slot the candidate has not seen decided.
+        from_slot: Slot,
+    },
+    /// Phase 1b: the acceptor promised `ballot` and reports what it accepted above its decided
+    /// index (and at or after the candidate's `from_slot`).
+    Promise {
+        /// The ballot promised.
+        ballot: Ballot,
+        /// The acceptor's decided index: every slot up to it is decided on the acceptor.
+        decided: Slot,
+        /// Accepted entries, in slot order.
+        entries: Vec<(Slot, Entry)>,
+    },
+    /// Rejection of a `Prepare`, `Accept` or `Heartbeat` whose ballot is below the acceptor's
+    /// promise; tells the sender which ballot it must exceed.
+    Nack {
+        /// The rejected ballot.
+        ballot: Ballot,
+        /// The acceptor's promised ballot.
+        promised: Ballot,
+    },
+    /// Phase 2a, batched: accept these entries (all under `ballot`). Carries the leader's decided
+    /// index so followers learn decisions without extra messages.
+    Accept {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The leader's decided index.
+        decided: Slot,
+        /// Entries to accept, in slot order.
+        entries: Vec<(Slot, Entry)>,
+    },
+    /// Phase 2b: the acceptor accepted `slots` under `ballot` (durably: it is sent after persist).
+    Accepted {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The acceptor's decided index.
+        decided: Slot,
+        /// Slots accepted.
+        slots: Vec<Slot>,
+    },
+    /// Leader liveness and decided index, sent when the leader has had nothing else to send.
+    Heartbeat {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The leader's decided index.
+        decided: Slot,
+        /// The highest slot the leader has proposed.
+        last_slot: Slot,
+    },
+    /// Answer to a heartbeat: the follower is alive and follows `ballot`.
+    HeartbeatAck {
+        /// The leader's ballot.
+        ballot: Ballot,
+        /// The follower's decided index.
+        decided: Slot,
+    },
+    /// A lagging replica asks for decided values from `from_slot` on.
+    Learn {
+        /// The first slot the requester lacks.
+        from_slot: Slot,
+    },
+    /// Decided values, in slot order and without gaps, answering a `Learn`.
+    Decided {
+        /// The sender's decided index.
+        decided: Slot,
+        /// Decided entries.
+        entries: Vec<(Slot, Entry)>,
+    },
+    /// The sender's snapshot, for a replica that needs slots the sender has trimmed.
+    InstallSnapshot {
+        /// The last slot the snapshot covers.
+        slot: Slot,
+        /// The application's state as of `slot`.
+        data: Bytes,
+    },
+}
+
+impl MessageBody {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::Prepare { .. } => "prepare",
+            MessageBody::Promise { .. } => "promise",
+            MessageBody::Nack { .. } => "nack",
+            MessageBody::Accept { .. } => "accept",
+            MessageBody::Accepted { .. } => "accepted",
+            MessageBody::Heartbeat { .. } => "heartbeat",
+            MessageBody::HeartbeatAck { .. } => "heartbeat_ack",
+            MessageBody::Learn { .. } => "learn",
+            MessageBody::Decided { .. } => "decided",
+            MessageBody::InstallSnapshot { .. } => "install_snapshot",
+        }
+    }
+}
