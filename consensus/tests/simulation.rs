@@ -60,8 +60,9 @@ fn check(seed: u64, params: &Params) -> Stats {
     run(seed, params).unwrap_or_else(|f| panic!("{f}"))
 }
 
-/// Seeds `SIM_SEED_START..` with parameters derived from each seed (every fault, mixed).
-/// With `SIM_COUNT_FAILURES=1` it runs them all and reports how many fail (to measure how
+/// Seeds `SIM_SEED_START..` with parameters derived from each seed (every fault, mixed),
+/// overridden by `SIM_PARAMS` where given (`SIM_PARAMS='n=3,steps=300'` hunts small
+/// schedules). With `SIM_COUNT_FAILURES=1` it runs them all and reports how many fail (to measure how
 /// well the schedules find a bug) instead of stopping at the first.
 #[test]
 fn random_seeded_schedules() {
@@ -69,8 +70,10 @@ fn random_seeded_schedules() {
     let count = env_u64("SIM_COUNT_FAILURES", 0) == 1;
     let mut total = Stats::default();
     let mut failed = Vec::new();
+    let overrides = std::env::var("SIM_PARAMS").unwrap_or_default();
     for seed in start..start + n {
-        match run(seed, &Params::from_seed(seed)) {
+        let params = Params::parse(&overrides, Params::from_seed(seed)).expect("SIM_PARAMS");
+        match run(seed, &params) {
             Ok(stats) => total += &stats,
             Err(f) if count => failed.push((seed, f.reason)),
             Err(f) => panic!("{f}"),
@@ -83,7 +86,10 @@ fn random_seeded_schedules() {
         }
         assert!(failed.is_empty(), "{} of {n} seeds failed", failed.len());
     }
-    assert!(total.lost_readys > 0 && total.installs > 0 && total.partitions > 0, "coverage: {total}");
+    assert!(
+        total.lost_readys > 0 && total.installs > 0 && total.partitions > 0,
+        "coverage: {total}"
+    );
 }
 
 proptest! {
@@ -121,7 +127,9 @@ proptest! {
 /// without `SIM_SEED`.
 #[test]
 fn replay() {
-    let Ok(seed) = std::env::var("SIM_SEED") else { return };
+    let Ok(seed) = std::env::var("SIM_SEED") else {
+        return;
+    };
     let seed: u64 = seed.parse().expect("SIM_SEED must be a u64");
     let base = Params::from_seed(seed);
     let params = match std::env::var("SIM_PARAMS") {

@@ -26,7 +26,8 @@ impl App {
 
     /// The value applied at `slot`.
     pub fn value(&self, slot: Slot) -> Option<&Value> {
-        slot.checked_sub(1).and_then(|i| self.values.get(i as usize))
+        slot.checked_sub(1)
+            .and_then(|i| self.values.get(i as usize))
     }
 
     /// Applies the value of `slot`, which must directly follow the last applied one: the
@@ -90,9 +91,12 @@ impl App {
         }
         let from = app.applied() + 1;
         if init.decided >= from {
-            let entries = storage.entries(from, init.decided).map_err(|e| e.to_string())?;
+            let entries = storage
+                .entries(from, init.decided)
+                .map_err(|e| e.to_string())?;
             for (slot, entry) in entries {
-                app.apply(slot, entry.value).map_err(|e| format!("stored log has a gap: {e}"))?;
+                app.apply(slot, entry.value)
+                    .map_err(|e| format!("stored log has a gap: {e}"))?;
             }
         }
         if app.applied() < init.decided {
@@ -113,7 +117,9 @@ fn decode(mut data: &[u8]) -> Result<Vec<Value>, String> {
         match tag {
             0 => out.push(Value::Noop),
             1 => {
-                let (len, rest) = data.split_first_chunk::<4>().ok_or("snapshot: cut length")?;
+                let (len, rest) = data
+                    .split_first_chunk::<4>()
+                    .ok_or("snapshot: cut length")?;
                 let len = u32::from_be_bytes(*len) as usize;
                 if rest.len() < len {
                     return Err("snapshot: cut value".into());

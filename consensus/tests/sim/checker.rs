@@ -46,7 +46,8 @@ impl Checker {
     /// value must match what was decided for its slot.
     pub fn state(&mut self, node: NodeId, app: &App, what: &str) -> Result<(), String> {
         for (i, v) in app.values().iter().enumerate() {
-            self.decided(node, i as Slot + 1, v).map_err(|e| format!("{what}: {e}"))?;
+            self.decided(node, i as Slot + 1, v)
+                .map_err(|e| format!("{what}: {e}"))?;
         }
         Ok(())
     }
@@ -67,7 +68,9 @@ impl Checker {
     /// decided in `id.slot`, and the replica has already handed that slot out for applying.
     pub fn acked(&mut self, node: NodeId, id: ProposalId, app: &App) -> Result<(), String> {
         let Some(value) = self.proposals.get(&id).cloned() else {
-            return Err(format!("node {node} acknowledged {id:?}, which no client proposed"));
+            return Err(format!(
+                "node {node} acknowledged {id:?}, which no client proposed"
+            ));
         };
         let want = Value::Data(value.clone());
         match self.chosen.get(&id.slot) {
@@ -96,7 +99,9 @@ impl Checker {
     /// incarnation (ballots are never reused, even across restarts).
     pub fn leader(&mut self, node: NodeId, incarnation: u64, ballot: Ballot) -> Result<(), String> {
         if ballot.node != node {
-            return Err(format!("node {node} leads with ballot {ballot}, which belongs to another"));
+            return Err(format!(
+                "node {node} leads with ballot {ballot}, which belongs to another"
+            ));
         }
         match self.leaders.insert(ballot, (node, incarnation)) {
             Some(prev) if prev != (node, incarnation) => Err(format!(
@@ -128,7 +133,10 @@ impl Checker {
                 }
             }
         }
-        if let Some(((a, x), (b, y))) = apps.iter().zip(apps.iter().skip(1)).find(|(x, y)| x.1 != y.1)
+        if let Some(((a, x), (b, y))) = apps
+            .iter()
+            .zip(apps.iter().skip(1))
+            .find(|(x, y)| x.1 != y.1)
         {
             return Err(format!(
                 "final states differ: node {a} applied {} slots, node {b} applied {}",
@@ -137,11 +145,6 @@ impl Checker {
             ));
         }
         Ok(())
-    }
-
-    /// Proposals acknowledged so far.
-    pub fn acked_count(&self) -> usize {
-        self.acked.len()
     }
 
     /// Highest slot known decided.

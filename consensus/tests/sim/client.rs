@@ -31,7 +31,14 @@ pub struct Client {
 impl Client {
     /// A client that first tries `target`.
     pub fn new(id: usize, target: NodeId) -> Self {
-        Client { id, op: None, done: 0, target, waiting: None, next: 0 }
+        Client {
+            id,
+            op: None,
+            done: 0,
+            target,
+            waiting: None,
+            next: 0,
+        }
     }
 
     /// Starts a new value unless one is still being proposed.
@@ -57,7 +64,9 @@ impl Client {
     ) {
         match result {
             Ok(id) => self.waiting = Some((node, id)),
-            Err(ProposeError::NotLeader { leader: Some(leader) }) if leader != node => {
+            Err(ProposeError::NotLeader {
+                leader: Some(leader),
+            }) if leader != node => {
                 self.target = leader;
             }
             Err(ProposeError::Busy) => {} // same leader, later

@@ -149,7 +149,9 @@ impl Cluster {
                 })
             })
             .collect();
-        let clients = (0..params.clients).map(|c| Client::new(c, rng.random_range(1..=n))).collect();
+        let clients = (0..params.clients)
+            .map(|c| Client::new(c, rng.random_range(1..=n)))
+            .collect();
         let net = Network::new(params.drop, params.dup, params.max_delay, params.late);
         Cluster {
             seed,
@@ -163,7 +165,10 @@ impl Cluster {
             trace: Trace::new(200),
             faults: false,
             workload: true,
-            stats: Stats { runs: 1, ..Stats::default() },
+            stats: Stats {
+                runs: 1,
+                ..Stats::default()
+            },
         }
     }
 
@@ -194,7 +199,9 @@ impl Cluster {
             self.client_acts()?;
             self.check_step()?;
         }
-        let holding: Vec<usize> = (0..self.nodes.len()).filter(|&i| !self.nodes[i].held.is_empty()).collect();
+        let holding: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| !self.nodes[i].held.is_empty())
+            .collect();
         if !holding.is_empty() && self.rng.random_range(0..4) == 0 {
             let i = holding[self.rng.random_range(0..holding.len())];
             self.execute(i)?;
@@ -239,7 +246,9 @@ impl Cluster {
             }
             let id = self.nodes[i].id;
             if let Some(replica) = self.nodes[i].replica() {
-                replica.tick().map_err(|e| format!("node {id}: tick failed: {e}"))?;
+                replica
+                    .tick()
+                    .map_err(|e| format!("node {id}: tick failed: {e}"))?;
                 self.stats.ticks += 1;
                 self.event(Event::Tick(id));
                 self.drain(i)?;
@@ -263,14 +272,21 @@ impl Cluster {
             return Ok(());
         }
         let (target, n) = (self.clients[c].target, self.nodes.len());
-        let value = self.clients[c].op.clone().expect("wants_to_propose implies a value");
+        let value = self.clients[c]
+            .op
+            .clone()
+            .expect("wants_to_propose implies a value");
         let i = (target - 1) as usize;
         let Some(replica) = self.nodes[i].replica() else {
             self.clients[c].node_crashed(target, n, &mut self.rng);
             return Ok(());
         };
         let result = replica.propose(value.clone());
-        self.event(Event::Propose { client: c, node: target, result: result.map_err(|e| e.to_string()) });
+        self.event(Event::Propose {
+            client: c,
+            node: target,
+            result: result.map_err(|e| e.to_string()),
+        });
         if let Ok(id) = result {
             self.checker.proposed(id, value)?;
         }
@@ -282,7 +298,9 @@ impl Cluster {
     /// handed out exactly the slots it says are decided.
     pub fn check_step(&self) -> Result<(), Violation> {
         for node in &self.nodes {
-            let Some(replica) = node.replica_ref() else { continue };
+            let Some(replica) = node.replica_ref() else {
+                continue;
+            };
             if node.held.is_empty() && replica.decided() != node.app.applied() {
                 return Err(format!(
                     "node {}: replica says {} decided but handed out slots up to {}",

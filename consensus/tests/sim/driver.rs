@@ -22,7 +22,9 @@ impl Cluster {
         for _ in 0..MAX_READY_ROUNDS {
             let node = &mut self.nodes[i];
             let id = node.id;
-            let Some(replica) = node.replica() else { return Ok(()) };
+            let Some(replica) = node.replica() else {
+                return Ok(());
+            };
             if replica.has_ready() {
                 let ready = replica.ready();
                 if ready.number != node.last_ready + 1 {
@@ -42,13 +44,18 @@ impl Cluster {
             }
             self.execute(i)?;
         }
-        Err(format!("node {}: Ready loop does not settle", self.nodes[i].id))
+        Err(format!(
+            "node {}: Ready loop does not settle",
+            self.nodes[i].id
+        ))
     }
 
     /// Executes the `Ready`s node `i` holds, or crashes it midway (fault phase only).
     pub fn execute(&mut self, i: usize) -> Result<(), Violation> {
         let held = std::mem::take(&mut self.nodes[i].held);
-        let Some(last) = held.last().map(|r| r.number) else { return Ok(()) };
+        let Some(last) = held.last().map(|r| r.number) else {
+            return Ok(());
+        };
         let id = self.nodes[i].id;
         let scripted = self.nodes[i].crash_next.take();
         if scripted.is_some() || (self.faults && self.chance(self.params.crash)) {
@@ -56,9 +63,14 @@ impl Cluster {
                 Some(n) => n.min(held.len()),
                 None => self.rng.random_range(0..=held.len()),
             };
-            let replica = self.nodes[i].replica().expect("only running nodes hold Readys");
+            let replica = self.nodes[i]
+                .replica()
+                .expect("only running nodes hold Readys");
             for ready in &held[..written] {
-                replica.storage_mut().write(&ready.persist).map_err(|e| format!("node {id}: {e}"))?;
+                replica
+                    .storage_mut()
+                    .write(&ready.persist)
+                    .map_err(|e| format!("node {id}: {e}"))?;
             }
             self.stats.lost_readys += u64::from(written < held.len());
             self.crash(i, written, held.len());
@@ -69,11 +81,18 @@ impl Cluster {
             }
             return Ok(());
         }
-        let replica = self.nodes[i].replica().expect("only running nodes hold Readys");
+        let replica = self.nodes[i]
+            .replica()
+            .expect("only running nodes hold Readys");
         for ready in &held {
-            replica.storage_mut().write(&ready.persist).map_err(|e| format!("node {id}: {e}"))?;
+            replica
+                .storage_mut()
+                .write(&ready.persist)
+                .map_err(|e| format!("node {id}: {e}"))?;
         }
-        replica.persisted(last).map_err(|e| format!("node {id}: persisted failed: {e}"))?;
+        replica
+            .persisted(last)
+            .map_err(|e| format!("node {id}: persisted failed: {e}"))?;
         for ready in &held {
             for m in &ready.messages {
                 if m.from != id || m.to == id || !self.nodes[i].config.voters.contains(&m.to) {
@@ -92,7 +111,11 @@ impl Cluster {
     fn apply(&mut self, i: usize, ready: Ready) -> Result<(), Violation> {
         let (id, incarnation) = (self.nodes[i].id, self.nodes[i].incarnation);
         if let Some(change) = ready.leader {
-            self.event(Event::Leader { node: id, leader: change.leader, ballot: change.ballot });
+            self.event(Event::Leader {
+                node: id,
+                leader: change.leader,
+                ballot: change.ballot,
+            });
             if change.is_self != (change.leader == Some(id)) {
                 return Err(format!("node {id}: inconsistent leader change {change:?}"));
             }
@@ -103,17 +126,26 @@ impl Cluster {
         }
         if let Some(snap) = &ready.snapshot {
             let node = &mut self.nodes[i];
-            node.app.install(snap).map_err(|e| format!("node {id}: {e}"))?;
+            node.app
+                .install(snap)
+                .map_err(|e| format!("node {id}: {e}"))?;
             node.installs += 1;
             self.stats.installs += 1;
-            self.checker.state(id, &self.nodes[i].app, "installed snapshot")?;
-            self.event(Event::Install { node: id, slot: snap.slot });
+            self.checker
+                .state(id, &self.nodes[i].app, "installed snapshot")?;
+            self.event(Event::Install {
+                node: id,
+                slot: snap.slot,
+            });
         }
         if let (Some(first), Some(last)) = (ready.decided.first(), ready.decided.last()) {
             let (from, to) = (first.0, last.0);
             for (slot, value) in ready.decided {
                 self.checker.decided(id, slot, &value)?;
-                self.nodes[i].app.apply(slot, value).map_err(|e| format!("node {id}: {e}"))?;
+                self.nodes[i]
+                    .app
+                    .apply(slot, value)
+                    .map_err(|e| format!("node {id}: {e}"))?;
             }
             self.event(Event::Applied { node: id, from, to });
         }
@@ -123,10 +155,18 @@ impl Cluster {
                 self.checker.acked(id, outcome.id, &self.nodes[i].app)?;
                 self.stats.acked += 1;
             }
-            let waiter = self.clients.iter().position(|c| c.waiting == Some((id, outcome.id)));
+            let waiter = self
+                .clients
+                .iter()
+                .position(|c| c.waiting == Some((id, outcome.id)));
             if let Some(c) = waiter {
                 self.clients[c].outcome(ok);
-                self.event(Event::Outcome { client: c, node: id, id: outcome.id, ok });
+                self.event(Event::Outcome {
+                    client: c,
+                    node: id,
+                    id: outcome.id,
+                    ok,
+                });
             }
         }
         Ok(())

@@ -14,7 +14,9 @@ impl Cluster {
     /// Fires each kind of fault with its per-step probability.
     pub fn random_faults(&mut self) -> Result<(), Violation> {
         if self.chance(self.params.restart) {
-            let down: Vec<usize> = (0..self.nodes.len()).filter(|&i| !self.nodes[i].is_up()).collect();
+            let down: Vec<usize> = (0..self.nodes.len())
+                .filter(|&i| !self.nodes[i].is_up())
+                .collect();
             if !down.is_empty() {
                 let i = down[self.rng.random_range(0..down.len())];
                 self.restart(i)?;
@@ -45,7 +47,11 @@ impl Cluster {
         for c in &mut self.clients {
             c.node_crashed(id, n, &mut self.rng);
         }
-        self.event(Event::Crash { node: id, written, held });
+        self.event(Event::Crash {
+            node: id,
+            written,
+            held,
+        });
     }
 
     /// Crashes node `id` between steps, losing any `Ready` it holds unexecuted.
@@ -64,7 +70,8 @@ impl Cluster {
         let node = &mut self.nodes[i];
         node.restart(seed)?;
         let (id, applied) = (node.id, node.app.applied());
-        self.checker.state(id, &self.nodes[i].app, "state rebuilt from storage")?;
+        self.checker
+            .state(id, &self.nodes[i].app, "state rebuilt from storage")?;
         self.event(Event::Restart { node: id, applied });
         self.drain(i)
     }
@@ -135,9 +142,14 @@ impl Cluster {
         let data = self.nodes[i].app.snapshot(up_to);
         let id = self.nodes[i].id;
         let replica = self.nodes[i].replica().expect("checked up");
-        replica.compact(up_to, data).map_err(|e| format!("node {id}: compact failed: {e}"))?;
+        replica
+            .compact(up_to, data)
+            .map_err(|e| format!("node {id}: compact failed: {e}"))?;
         self.stats.compactions += 1;
-        self.event(Event::Compact { node: id, slot: up_to });
+        self.event(Event::Compact {
+            node: id,
+            slot: up_to,
+        });
         self.drain(i)
     }
 }

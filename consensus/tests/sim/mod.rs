@@ -11,7 +11,7 @@
 //! application, crash and restart), `app` (the state machine and its snapshots), `client`,
 //! `cluster` (state and steps), `driver` (executing `Ready`s per the contract), `faults`,
 //! `checker` (the invariants), `trace` (recent events), `run` (phases, liveness bound,
-//! failure report).
+//! failure report), `script` (scripted control for the named scenarios).
 
 pub mod app;
 pub mod checker;
@@ -28,4 +28,4 @@ pub mod trace;
 
 pub use cluster::{Cluster, Stats};
 pub use params::Params;
-pub use run::{Failure, run};
+pub use run::run;

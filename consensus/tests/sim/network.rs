@@ -54,7 +54,13 @@ pub const LATE_DELAY: u64 = 2_000;
 impl Network {
     /// A healthy network with these fault rates.
     pub fn new(drop: u32, dup: u32, max_delay: u64, late: u32) -> Self {
-        Network { drop, dup, max_delay, late, ..Network::default() }
+        Network {
+            drop,
+            dup,
+            max_delay,
+            late,
+            ..Network::default()
+        }
     }
 
     fn delay(&self, rng: &mut ChaCha8Rng) -> u64 {
@@ -73,7 +79,10 @@ impl Network {
         let dup = rng.random_range(0..1000) < self.dup;
         if dup {
             let deliver_at = now + 1 + self.delay(rng);
-            self.in_flight.push(Packet { msg: msg.clone(), deliver_at });
+            self.in_flight.push(Packet {
+                msg: msg.clone(),
+                deliver_at,
+            });
         }
         let deliver_at = now + 1 + self.delay(rng);
         self.in_flight.push(Packet { msg, deliver_at });
@@ -85,8 +94,9 @@ impl Network {
     /// ties. (Picking one random message per step instead lets a backlog build up in which
     /// a message waits unboundedly, far longer than any election timeout.)
     pub fn take_due(&mut self, now: u64, rng: &mut ChaCha8Rng) -> Vec<Packet> {
-        let (mut due, later): (Vec<Packet>, Vec<Packet>) =
-            std::mem::take(&mut self.in_flight).into_iter().partition(|p| p.deliver_at <= now);
+        let (mut due, later): (Vec<Packet>, Vec<Packet>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|p| p.deliver_at <= now);
         self.in_flight = later;
         due.shuffle(rng);
         due
@@ -94,8 +104,9 @@ impl Network {
 
     /// Takes every message in flight that `pred` selects, in the order they were sent.
     pub fn extract(&mut self, pred: impl Fn(&Message) -> bool) -> Vec<Packet> {
-        let (taken, kept): (Vec<Packet>, Vec<Packet>) =
-            std::mem::take(&mut self.in_flight).into_iter().partition(|p| pred(&p.msg));
+        let (taken, kept): (Vec<Packet>, Vec<Packet>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|p| pred(&p.msg));
         self.in_flight = kept;
         taken
     }
@@ -130,7 +141,10 @@ impl Network {
     /// Cuts every link between `side` and the other nodes, both ways.
     pub fn split(&mut self, side: &[NodeId], nodes: &[NodeId]) {
         let links = side.iter().flat_map(|&a| {
-            nodes.iter().filter(move |b| !side.contains(b)).flat_map(move |&b| [(a, b), (b, a)])
+            nodes
+                .iter()
+                .filter(move |b| !side.contains(b))
+                .flat_map(move |&b| [(a, b), (b, a)])
         });
         self.set_blocked(links.collect::<Vec<_>>());
     }

@@ -162,11 +162,15 @@ impl Params {
     pub fn parse(s: &str, base: Params) -> Result<Self, String> {
         let mut p = base;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (key, value) = part.split_once('=').ok_or(format!("`{part}` is not key=value"))?;
+            let (key, value) = part
+                .split_once('=')
+                .ok_or(format!("`{part}` is not key=value"))?;
             let value: u64 = value.parse().map_err(|e| format!("`{part}`: {e}"))?;
             if key == "v" {
                 if value != VERSION {
-                    return Err(format!("parameters of harness version {value} cannot replay on version {VERSION}"));
+                    return Err(format!(
+                        "parameters of harness version {value} cannot replay on version {VERSION}"
+                    ));
                 }
                 continue;
             }

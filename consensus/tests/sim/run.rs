@@ -37,7 +37,11 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "simulation failed at step {}: {}", self.step, self.reason)?;
+        writeln!(
+            f,
+            "simulation failed at step {}: {}",
+            self.step, self.reason
+        )?;
         writeln!(f, "  seed:   {}", self.seed)?;
         writeln!(f, "  params: {}", self.params)?;
         writeln!(
@@ -94,7 +98,11 @@ impl Cluster {
         // Half the time a random minority stays down at first: a majority alone must make
         // progress. Then everyone is back and must catch up.
         let minority = (self.nodes.len() - 1) / 2;
-        let keep_down = if self.rng.random_range(0..2) == 0 { 0 } else { self.rng.random_range(1..=minority) };
+        let keep_down = if self.rng.random_range(0..2) == 0 {
+            0
+        } else {
+            self.rng.random_range(1..=minority)
+        };
         self.calm(keep_down)?;
         self.converge()?;
         if keep_down > 0 {
@@ -149,7 +157,10 @@ impl Cluster {
                 return Ok(());
             }
             if self.stats.ticks - start > budget {
-                return Err(format!("liveness: not converged after {budget} ticks: {}", self.progress()));
+                return Err(format!(
+                    "liveness: not converged after {budget} ticks: {}",
+                    self.progress()
+                ));
             }
             self.step()?;
         }
@@ -161,7 +172,11 @@ impl Cluster {
         if self.clients.iter().any(|c| c.op.is_some()) {
             return None;
         }
-        let leader = self.nodes.iter().find(|n| n.replica_ref().is_some_and(|r| r.is_leader()))?.id;
+        let leader = self
+            .nodes
+            .iter()
+            .find(|n| n.replica_ref().is_some_and(|r| r.is_leader()))?
+            .id;
         let decided = self.nodes[(leader - 1) as usize].replica_ref()?.decided();
         for node in self.nodes.iter().filter(|n| n.is_up()) {
             let r = node.replica_ref()?;
@@ -189,9 +204,16 @@ impl Cluster {
             }
         }
         for c in &self.clients {
-            out.push(format!("client {}: op={:?} waiting={:?} target={}", c.id, c.op, c.waiting, c.target));
+            out.push(format!(
+                "client {}: op={:?} waiting={:?} target={}",
+                c.id, c.op, c.waiting, c.target
+            ));
         }
-        format!("{} messages in flight; {}", self.net.in_flight(), out.join("; "))
+        format!(
+            "{} messages in flight; {}",
+            self.net.in_flight(),
+            out.join("; ")
+        )
     }
 
     /// End of run: every replica's application equals what it would rebuild from its
@@ -199,8 +221,11 @@ impl Cluster {
     /// value.
     pub fn final_check(&mut self) -> Result<(), Violation> {
         for node in &self.nodes {
-            let Some(replica) = node.replica_ref() else { continue };
-            let rebuilt = App::rebuild(replica.storage()).map_err(|e| format!("node {}: {e}", node.id))?;
+            let Some(replica) = node.replica_ref() else {
+                continue;
+            };
+            let rebuilt =
+                App::rebuild(replica.storage()).map_err(|e| format!("node {}: {e}", node.id))?;
             if rebuilt != node.app {
                 return Err(format!(
                     "node {}: storage rebuilds {} slots, application applied {}",
@@ -210,8 +235,12 @@ impl Cluster {
                 ));
             }
         }
-        let apps: Vec<(NodeId, &App)> =
-            self.nodes.iter().filter(|n| n.is_up()).map(|n| (n.id, &n.app)).collect();
+        let apps: Vec<(NodeId, &App)> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .map(|n| (n.id, &n.app))
+            .collect();
         self.checker.final_state(&apps)?;
         self.stats.slots = self.checker.max_slot();
         Ok(())

@@ -11,7 +11,9 @@ impl Cluster {
     pub fn tick_node(&mut self, id: NodeId) -> Result<(), Violation> {
         let i = (id - 1) as usize;
         if let Some(replica) = self.nodes[i].replica() {
-            replica.tick().map_err(|e| format!("node {id}: tick failed: {e}"))?;
+            replica
+                .tick()
+                .map_err(|e| format!("node {id}: tick failed: {e}"))?;
             self.stats.ticks += 1;
             self.event(super::trace::Event::Tick(id));
             self.drain(i)?;
@@ -32,7 +34,11 @@ impl Cluster {
             }
             self.tick_node(id)?;
         }
-        if until(self) { Ok(()) } else { Err(format!("scenario: node {id} ticked {max} times in vain")) }
+        if until(self) {
+            Ok(())
+        } else {
+            Err(format!("scenario: node {id} ticked {max} times in vain"))
+        }
     }
 
     /// Delivers at once every message in flight that `pred` selects, in the order sent,
@@ -67,9 +73,13 @@ impl Cluster {
     /// outcome is still checked).
     pub fn propose_to(&mut self, id: NodeId, value: &str) -> Result<ProposalId, Violation> {
         let i = (id - 1) as usize;
-        let replica = self.nodes[i].replica().ok_or(format!("node {id} is down"))?;
+        let replica = self.nodes[i]
+            .replica()
+            .ok_or(format!("node {id} is down"))?;
         let value = bytes::Bytes::copy_from_slice(value.as_bytes());
-        let proposal = replica.propose(value.clone()).map_err(|e| format!("node {id}: {e}"))?;
+        let proposal = replica
+            .propose(value.clone())
+            .map_err(|e| format!("node {id}: {e}"))?;
         self.checker.proposed(proposal, value)?;
         self.drain(i)?;
         Ok(proposal)
@@ -90,22 +100,33 @@ impl Cluster {
             }
             self.step()?;
         }
-        if done(self) { Ok(()) } else { Err(format!("scenario: {what} not reached in {max} steps")) }
+        if done(self) {
+            Ok(())
+        } else {
+            Err(format!("scenario: {what} not reached in {max} steps"))
+        }
     }
 
     /// The node that believes it leads, if any (the first, if several do).
     pub fn leader(&self) -> Option<NodeId> {
-        self.nodes.iter().find(|n| n.replica_ref().is_some_and(|r| r.is_leader())).map(|n| n.id)
+        self.nodes
+            .iter()
+            .find(|n| n.replica_ref().is_some_and(|r| r.is_leader()))
+            .map(|n| n.id)
     }
 
     /// Node `id`'s decided index (0 while down).
     pub fn decided_on(&self, id: NodeId) -> u64 {
-        self.nodes[(id - 1) as usize].replica_ref().map_or(0, |r| r.decided())
+        self.nodes[(id - 1) as usize]
+            .replica_ref()
+            .map_or(0, |r| r.decided())
     }
 
     /// Node `id`'s role: `"leader"`, `"candidate"`, `"follower"` or `"down"`.
     pub fn role_of(&self, id: NodeId) -> &'static str {
-        self.nodes[(id - 1) as usize].replica_ref().map_or("down", |r| r.status().role)
+        self.nodes[(id - 1) as usize]
+            .replica_ref()
+            .map_or("down", |r| r.status().role)
     }
 
     /// Runs the workload until every running node decided `slots` slots, then lets the
@@ -113,16 +134,25 @@ impl Cluster {
     pub fn settle(&mut self, slots: u64) -> Result<NodeId, Violation> {
         self.workload = true;
         self.run_until(50_000, "slots decided on every running node", |c| {
-            c.nodes.iter().filter(|n| n.is_up()).all(|n| c.decided_on(n.id) >= slots)
+            c.nodes
+                .iter()
+                .filter(|n| n.is_up())
+                .all(|n| c.decided_on(n.id) >= slots)
         })?;
         self.workload = false;
         self.run_until(50_000, "idle clients and equal decided indexes", |c| {
-            let up: Vec<u64> = c.nodes.iter().filter(|n| n.is_up()).map(|n| c.decided_on(n.id)).collect();
+            let up: Vec<u64> = c
+                .nodes
+                .iter()
+                .filter(|n| n.is_up())
+                .map(|n| c.decided_on(n.id))
+                .collect();
             c.leader().is_some()
                 && c.clients.iter().all(|cl| cl.op.is_none())
                 && up.windows(2).all(|w| w[0] == w[1])
         })?;
-        self.leader().ok_or_else(|| "scenario: no leader after settling".into())
+        self.leader()
+            .ok_or_else(|| "scenario: no leader after settling".into())
     }
 
     /// Ends a scenario: calm (everyone restarted), convergence within the liveness bound,

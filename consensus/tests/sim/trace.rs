@@ -18,11 +18,24 @@ pub enum Event {
     /// A node ticked.
     Tick(NodeId),
     /// A client proposed to a node.
-    Propose { client: usize, node: NodeId, result: Result<ProposalId, String> },
+    Propose {
+        client: usize,
+        node: NodeId,
+        result: Result<ProposalId, String>,
+    },
     /// A client got an outcome.
-    Outcome { client: usize, node: NodeId, id: ProposalId, ok: bool },
+    Outcome {
+        client: usize,
+        node: NodeId,
+        id: ProposalId,
+        ok: bool,
+    },
     /// A node crashed, having written `written` of the `held` `Ready`s it was executing.
-    Crash { node: NodeId, written: usize, held: usize },
+    Crash {
+        node: NodeId,
+        written: usize,
+        held: usize,
+    },
     /// A node restarted from its storage, its application rebuilt up to `applied`.
     Restart { node: NodeId, applied: Slot },
     /// The topology changed to these blocked links.
@@ -34,7 +47,11 @@ pub enum Event {
     /// A node applied slots `from..=to`.
     Applied { node: NodeId, from: Slot, to: Slot },
     /// A node's view of leadership changed.
-    Leader { node: NodeId, leader: Option<NodeId>, ballot: Ballot },
+    Leader {
+        node: NodeId,
+        leader: Option<NodeId>,
+        ballot: Ballot,
+    },
     /// The fault phase ended.
     Calm,
 }
@@ -51,7 +68,11 @@ impl Trace {
     /// Keeps the last `cap` events; prints every event when `SIM_TRACE` is set.
     pub fn new(cap: usize) -> Self {
         let echo = std::env::var_os("SIM_TRACE").is_some_and(|v| v != "0");
-        Trace { events: VecDeque::with_capacity(cap), cap, echo }
+        Trace {
+            events: VecDeque::with_capacity(cap),
+            cap,
+            echo,
+        }
     }
 
     /// Records an event at `step`.
@@ -68,7 +89,11 @@ impl Trace {
     /// The last `n` events, formatted.
     pub fn last(&self, n: usize) -> Vec<String> {
         let skip = self.events.len().saturating_sub(n);
-        self.events.iter().skip(skip).map(|(s, e)| format!("{s:>7} {e}")).collect()
+        self.events
+            .iter()
+            .skip(skip)
+            .map(|(s, e)| format!("{s:>7} {e}"))
+            .collect()
     }
 }
 
@@ -76,16 +101,34 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Deliver(m) => write!(f, "deliver {} -> {}: {:?}", m.from, m.to, m.body),
-            Event::Lost(m, why) => write!(f, "lost ({why}) {} -> {}: {}", m.from, m.to, m.body.kind()),
+            Event::Lost(m, why) => {
+                write!(f, "lost ({why}) {} -> {}: {}", m.from, m.to, m.body.kind())
+            }
             Event::Tick(n) => write!(f, "tick {n}"),
-            Event::Propose { client, node, result } => {
+            Event::Propose {
+                client,
+                node,
+                result,
+            } => {
                 write!(f, "client {client} proposes to {node}: {result:?}")
             }
-            Event::Outcome { client, node, id, ok } => {
+            Event::Outcome {
+                client,
+                node,
+                id,
+                ok,
+            } => {
                 write!(f, "client {client} outcome from {node} for {id:?}: ok={ok}")
             }
-            Event::Crash { node, written, held } => {
-                write!(f, "CRASH {node} after writing {written} of {held} held Readys")
+            Event::Crash {
+                node,
+                written,
+                held,
+            } => {
+                write!(
+                    f,
+                    "CRASH {node} after writing {written} of {held} held Readys"
+                )
             }
             Event::Restart { node, applied } => write!(f, "RESTART {node} (rebuilt to {applied})"),
             Event::Topology(links) if links.is_empty() => write!(f, "HEAL all links"),
@@ -93,7 +136,11 @@ impl fmt::Display for Event {
             Event::Compact { node, slot } => write!(f, "compact {node} up to {slot}"),
             Event::Install { node, slot } => write!(f, "{node} installs snapshot at {slot}"),
             Event::Applied { node, from, to } => write!(f, "{node} applies {from}..={to}"),
-            Event::Leader { node, leader, ballot } => {
+            Event::Leader {
+                node,
+                leader,
+                ballot,
+            } => {
                 write!(f, "{node} now follows {leader:?} (ballot {ballot})")
             }
             Event::Calm => write!(f, "---- faults end: healed, restarted, no drops ----"),

