@@ -189,6 +189,14 @@ impl<S: Storage> Replica<S> {
             Role::Follower => return Ok(()),
         };
         if ballot == mine && promised > mine {
+            if matches!(self.role, Role::Leader(_)) {
+                // A peer promised a higher ballot, typically a follower whose election timer
+                // fired early and whose `Prepare` the others ignored: run phase 1 again above
+                // it at once (the others still follow this node and promise), instead of
+                // leaving the group without a leader for an election timeout.
+                self.become_follower(None);
+                return self.start_election();
+            }
             self.contention += 1;
             self.become_follower(None);
             self.reset_election_timer();

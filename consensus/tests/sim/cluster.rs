@@ -39,6 +39,8 @@ pub struct Stats {
     pub crashes: u64,
     /// Crashes that lost a `Ready` (taken from the replica, not written).
     pub lost_readys: u64,
+    /// Crashes that also lost the storage.
+    pub wipes: u64,
     /// Partitions made.
     pub partitions: u64,
     /// Compactions.
@@ -63,6 +65,7 @@ impl AddAssign<&Stats> for Stats {
         self.delivered += o.delivered;
         self.crashes += o.crashes;
         self.lost_readys += o.lost_readys;
+        self.wipes += o.wipes;
         self.partitions += o.partitions;
         self.compactions += o.compactions;
         self.installs += o.installs;
@@ -77,7 +80,7 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} runs, {} steps, {} ticks, {} messages, {} crashes ({} lost a Ready), \
+            "{} runs, {} steps, {} ticks, {} messages, {} crashes ({} lost a Ready, {} the disk), \
              {} partitions, {} compactions, {} snapshot installs, {} elections, {} acked, \
              {} slots; slowest recovery {} ticks",
             self.runs,
@@ -86,6 +89,7 @@ impl fmt::Display for Stats {
             self.delivered,
             self.crashes,
             self.lost_readys,
+            self.wipes,
             self.partitions,
             self.compactions,
             self.installs,

@@ -74,6 +74,11 @@ impl Cluster {
             }
             self.stats.lost_readys += u64::from(written < held.len());
             self.crash(i, written, held.len());
+            if !self.nodes.iter().any(|n| n.repairing) && self.chance(self.params.wipe) {
+                self.nodes[i].wipe();
+                self.stats.wipes += 1;
+                self.event(Event::Wipe(id));
+            }
             if self.chance(self.params.bounce) {
                 // A supervisor restarts it at once: in-flight messages meet the restarted
                 // replica, which has only what it wrote.
@@ -90,6 +95,11 @@ impl Cluster {
                 .write(&ready.persist)
                 .map_err(|e| format!("node {id}: {e}"))?;
         }
+        // Repaired once the replica says so and what it wrote up to then is durable (checked
+        // before `persisted`, which may run on and finish the repair in a later `Ready`).
+        let repaired = !replica.status().repairing;
+        self.nodes[i].repairing &= !repaired;
+        let replica = self.nodes[i].replica().expect("still running");
         replica
             .persisted(last)
             .map_err(|e| format!("node {id}: persisted failed: {e}"))?;

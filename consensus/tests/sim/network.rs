@@ -2,9 +2,9 @@
 //! a topology of blocked (directed) links.
 //!
 //! Each message is delivered at the step its delay ends, in random order among those due
-//! at the same step, so delay also reorders. Partitions are directed link sets, which covers symmetric splits of arbitrary
-//! node subsets as well as one-way links; a message meeting a blocked link or a crashed
-//! receiver is lost, as on a real network.
+//! at the same step, so delay also reorders. Partitions are directed link sets, which
+//! covers symmetric splits of arbitrary node subsets as well as one-way links; a message
+//! meeting a blocked link or a crashed receiver is lost, as on a real network.
 
 use paxlog_consensus::{Message, NodeId};
 use rand::Rng;

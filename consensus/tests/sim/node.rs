@@ -41,6 +41,9 @@ pub struct Node {
     pub installs: u64,
     /// Scripted fault: crash while executing the next `Ready`s, after writing this many.
     pub crash_next: Option<usize>,
+    /// Its storage was lost and the replica has not durably finished repairing: it restarts
+    /// with `Config::repairing` (the broker keeps such a marker next to its data).
+    pub repairing: bool,
 }
 
 impl Node {
@@ -57,6 +60,7 @@ impl Node {
             incarnation: 0,
             installs: 0,
             crash_next: None,
+            repairing: false,
         }
     }
 
@@ -90,6 +94,14 @@ impl Node {
         self.app = App::default();
     }
 
+    /// Loses a crashed node's storage: it will restart empty, repairing.
+    pub fn wipe(&mut self) {
+        if let State::Down(_) = self.state {
+            self.state = State::Down(MemStorage::new());
+            self.repairing = true;
+        }
+    }
+
     /// Restarts a crashed node from its storage with a new replica seed; returns the rebuilt
     /// application's error if its storage is inconsistent.
     pub fn restart(&mut self, seed: u64) -> Result<(), String> {
@@ -98,6 +110,7 @@ impl Node {
         };
         self.app = App::rebuild(&storage).map_err(|e| format!("node {} restart: {e}", self.id))?;
         self.config.seed = seed;
+        self.config.repairing = self.repairing;
         let replica = Replica::new(self.config.clone(), storage)
             .map_err(|e| format!("node {} restart: {e}", self.id))?;
         self.state = State::Up(Box::new(replica));

@@ -97,8 +97,10 @@ impl Cluster {
         }
         // Half the time a random minority stays down at first: a majority alone must make
         // progress. Then everyone is back and must catch up.
-        let minority = (self.nodes.len() - 1) / 2;
-        let keep_down = if self.rng.random_range(0..2) == 0 {
+        // A repairing node does not vote: it counts against the minority that may be down.
+        let repairing = self.nodes.iter().filter(|n| n.repairing).count();
+        let minority = ((self.nodes.len() - 1) / 2).saturating_sub(repairing);
+        let keep_down = if self.rng.random_range(0..2) == 0 || minority == 0 {
             0
         } else {
             self.rng.random_range(1..=minority)

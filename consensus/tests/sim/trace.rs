@@ -36,6 +36,8 @@ pub enum Event {
         written: usize,
         held: usize,
     },
+    /// A crashed node lost its storage.
+    Wipe(NodeId),
     /// A node restarted from its storage, its application rebuilt up to `applied`.
     Restart { node: NodeId, applied: Slot },
     /// The topology changed to these blocked links.
@@ -130,6 +132,7 @@ impl fmt::Display for Event {
                     "CRASH {node} after writing {written} of {held} held Readys"
                 )
             }
+            Event::Wipe(node) => write!(f, "WIPE {node}: storage lost, restarts repairing"),
             Event::Restart { node, applied } => write!(f, "RESTART {node} (rebuilt to {applied})"),
             Event::Topology(links) if links.is_empty() => write!(f, "HEAL all links"),
             Event::Topology(links) => write!(f, "PARTITION blocked {links:?}"),
