@@ -32,7 +32,11 @@ impl MemCluster {
                 Replica::new(config, MemStorage::new()).expect("valid config")
             })
             .collect();
-        let mut c = Self { replicas, inbox: VecDeque::new(), decided: 0 };
+        let mut c = Self {
+            replicas,
+            inbox: VecDeque::new(),
+            decided: 0,
+        };
         while !c.replicas[0].is_leader() {
             c.replicas[0].tick().expect("tick");
             c.settle();
@@ -45,7 +49,9 @@ impl MemCluster {
     pub fn propose_and_decide(&mut self, batch: usize, size: usize) -> u64 {
         let payload = Bytes::from(vec![7u8; size]);
         for _ in 0..batch {
-            self.replicas[0].propose(payload.clone()).expect("leader accepts proposals");
+            self.replicas[0]
+                .propose(payload.clone())
+                .expect("leader accepts proposals");
         }
         let target = self.decided + batch as u64;
         while self.decided < target {

@@ -28,6 +28,12 @@ pub struct Config {
     /// Start without voting: the replica's storage was lost or found corrupt. It learns from
     /// the leader and votes again only once it has caught up past every slot the leader had
     /// proposed when the repair began.
+    ///
+    /// **Not yet safe; do not use in production.** The simulation shows that the watermark
+    /// taken from the first leader message can be stale and that promises lost with the disk
+    /// can be broken (`simulation/regressions.rs`, `disk_loss_*`, ignored until fixed). A
+    /// safe repair needs the highest promised ballot and accepted slot from a majority. The
+    /// broker never sets it: a replica with corrupt data stops serving its partition instead.
     pub repairing: bool,
 }
 
@@ -55,7 +61,9 @@ pub enum ConfigError {
     #[error("node id must be non-zero")]
     ZeroId,
     /// The voters must include this replica, once.
-    #[error("voters {voters:?} must contain this node's id {id} exactly once, and no 0 or duplicate")]
+    #[error(
+        "voters {voters:?} must contain this node's id {id} exactly once, and no 0 or duplicate"
+    )]
     BadVoters {
         /// This node.
         id: NodeId,
@@ -91,11 +99,11 @@ impl Config {
         let mut sorted = self.voters.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        if sorted.len() != self.voters.len()
-            || sorted.contains(&0)
-            || !sorted.contains(&self.id)
-        {
-            return Err(ConfigError::BadVoters { id: self.id, voters: self.voters.clone() });
+        if sorted.len() != self.voters.len() || sorted.contains(&0) || !sorted.contains(&self.id) {
+            return Err(ConfigError::BadVoters {
+                id: self.id,
+                voters: self.voters.clone(),
+            });
         }
         if self.heartbeat_ticks == 0
             || self.heartbeat_ticks >= self.election_ticks_min

@@ -30,8 +30,9 @@
 //!   (back-off under contention). A follower that heard its leader recently ignores
 //!   `Prepare`s, so a node that was cut off does not depose a working leader. A leader that
 //!   has not heard from a majority for an election timeout steps down.
-//! * A replica whose storage was lost or found corrupt starts with [`Config::repairing`]:
-//!   it does not vote until it has learned every slot the leader had proposed.
+//! * A replica whose storage was lost or found corrupt must not vote until repaired.
+//!   [`Config::repairing`] is a first attempt that the simulation shows unsafe; until a
+//!   majority-based repair exists, such a replica is taken out of service instead.
 //!
 //! ## The driver contract
 //! 1. **Persist before send.** Write `Ready::persist` durably, then call

@@ -46,7 +46,13 @@ impl Storage for MemStorage {
             promised: self.promised,
             decided: self.decided,
             snapshot: self.snapshot.clone(),
-            last_slot: self.entries.keys().next_back().copied().unwrap_or(0).max(snap_slot),
+            last_slot: self
+                .entries
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+                .max(snap_slot),
         })
     }
 
@@ -54,19 +60,23 @@ impl Storage for MemStorage {
         if from > to {
             return Ok(Vec::new());
         }
-        Ok(self.entries.range(from..=to).map(|(s, e)| (*s, e.clone())).collect())
+        Ok(self
+            .entries
+            .range(from..=to)
+            .map(|(s, e)| (*s, e.clone()))
+            .collect())
     }
 
     fn write(&mut self, persist: &Persist) -> Result<(), StorageError> {
         if self.fail_writes {
             return Err(StorageError("injected write failure".into()));
         }
-        if let Some(snap) = &persist.snapshot {
-            if self.snapshot.as_ref().is_none_or(|s| s.slot < snap.slot) {
-                self.entries = self.entries.split_off(&(snap.slot + 1));
-                self.decided = self.decided.max(snap.slot);
-                self.snapshot = Some(snap.clone());
-            }
+        if let Some(snap) = &persist.snapshot
+            && self.snapshot.as_ref().is_none_or(|s| s.slot < snap.slot)
+        {
+            self.entries = self.entries.split_off(&(snap.slot + 1));
+            self.decided = self.decided.max(snap.slot);
+            self.snapshot = Some(snap.clone());
         }
         let floor = self.snapshot.as_ref().map_or(0, |s| s.slot);
         for (slot, entry) in &persist.entries {

@@ -2,8 +2,8 @@
 
 use bytes::Bytes;
 use paxlog_consensus::{
-    Ballot, Config, Entry, Error, LeaderChange, MemStorage, Message, MessageBody, Outcome,
-    Persist, ProposalId, ProposeError, Ready, Replica, Snapshot, Storage, Value,
+    Ballot, Config, Entry, Error, LeaderChange, MemStorage, Message, MessageBody, Outcome, Persist,
+    ProposalId, ProposeError, Ready, Replica, Snapshot, Storage, Value,
 };
 
 /// Replica `id` of a 3-node group whose election timeout is exactly 2 ticks.
@@ -44,7 +44,11 @@ fn leader() -> Replica<MemStorage> {
     r.tick().expect("tick");
     r.tick().expect("tick");
     drive(&mut r);
-    let promise = MessageBody::Promise { ballot: B1, decided: 0, entries: vec![] };
+    let promise = MessageBody::Promise {
+        ballot: B1,
+        decided: 0,
+        entries: vec![],
+    };
     r.step(msg(2, 1, promise)).expect("step");
     drive(&mut r);
     assert!(r.is_leader());
@@ -57,12 +61,18 @@ fn election_timeout_persists_ballot_and_sends_prepare() {
     r.tick().expect("tick");
     assert!(!r.has_ready(), "one tick is below the election timeout");
     r.tick().expect("tick");
-    let prepare = MessageBody::Prepare { ballot: B1, from_slot: 1 };
+    let prepare = MessageBody::Prepare {
+        ballot: B1,
+        from_slot: 1,
+    };
     assert_eq!(
         r.ready(),
         Ready {
             number: 1,
-            persist: Persist { promised: Some(B1), ..Persist::default() },
+            persist: Persist {
+                promised: Some(B1),
+                ..Persist::default()
+            },
             messages: vec![msg(1, 2, prepare.clone()), msg(1, 3, prepare)],
             ..Ready::default()
         }
@@ -75,16 +85,35 @@ fn promise_from_a_majority_makes_a_leader_that_announces_itself() {
     r.tick().expect("tick");
     r.tick().expect("tick");
     drive(&mut r);
-    assert!(!r.is_leader(), "its own promise alone is not a majority of 3");
-    r.step(msg(2, 1, MessageBody::Promise { ballot: B1, decided: 0, entries: vec![] }))
-        .expect("step");
-    let hb = MessageBody::Heartbeat { ballot: B1, decided: 0, last_slot: 0 };
+    assert!(
+        !r.is_leader(),
+        "its own promise alone is not a majority of 3"
+    );
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 0,
+            entries: vec![],
+        },
+    ))
+    .expect("step");
+    let hb = MessageBody::Heartbeat {
+        ballot: B1,
+        decided: 0,
+        last_slot: 0,
+    };
     assert_eq!(
         r.ready(),
         Ready {
             number: 2,
             messages: vec![msg(1, 2, hb.clone()), msg(1, 3, hb)],
-            leader: Some(LeaderChange { leader: Some(1), ballot: B1, is_self: true }),
+            leader: Some(LeaderChange {
+                leader: Some(1),
+                ballot: B1,
+                is_self: true
+            }),
             ..Ready::default()
         }
     );
@@ -97,8 +126,16 @@ fn own_promise_counts_only_once_persisted() {
     r.tick().expect("tick");
     let ready = r.ready();
     // Not persisted yet: the peer's promise plus an unpersisted own promise is no quorum.
-    r.step(msg(2, 1, MessageBody::Promise { ballot: B1, decided: 0, entries: vec![] }))
-        .expect("step");
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 0,
+            entries: vec![],
+        },
+    ))
+    .expect("step");
     assert!(!r.is_leader());
     r.storage_mut().write(&ready.persist).expect("write");
     r.persisted(ready.number).expect("persisted");
@@ -110,18 +147,49 @@ fn proposals_are_batched_into_one_accept_per_peer() {
     let mut r = leader();
     let a = r.propose(Bytes::from_static(b"a")).expect("propose");
     let b = r.propose(Bytes::from_static(b"b")).expect("propose");
-    assert_eq!(a, ProposalId { ballot: B1, slot: 1 });
-    assert_eq!(b, ProposalId { ballot: B1, slot: 2 });
+    assert_eq!(
+        a,
+        ProposalId {
+            ballot: B1,
+            slot: 1
+        }
+    );
+    assert_eq!(
+        b,
+        ProposalId {
+            ballot: B1,
+            slot: 2
+        }
+    );
     let entries = vec![
-        (1, Entry { ballot: B1, value: data("a") }),
-        (2, Entry { ballot: B1, value: data("b") }),
+        (
+            1,
+            Entry {
+                ballot: B1,
+                value: data("a"),
+            },
+        ),
+        (
+            2,
+            Entry {
+                ballot: B1,
+                value: data("b"),
+            },
+        ),
     ];
-    let accept = MessageBody::Accept { ballot: B1, decided: 0, entries: entries.clone() };
+    let accept = MessageBody::Accept {
+        ballot: B1,
+        decided: 0,
+        entries: entries.clone(),
+    };
     assert_eq!(
         r.ready(),
         Ready {
             number: 3,
-            persist: Persist { entries, ..Persist::default() },
+            persist: Persist {
+                entries,
+                ..Persist::default()
+            },
             messages: vec![msg(1, 2, accept.clone()), msg(1, 3, accept)],
             ..Ready::default()
         }
@@ -133,13 +201,24 @@ fn one_peer_acceptance_decides_and_answers_the_proposer() {
     let mut r = leader();
     let id = r.propose(Bytes::from_static(b"a")).expect("propose");
     drive(&mut r);
-    r.step(msg(2, 1, MessageBody::Accepted { ballot: B1, decided: 0, slots: vec![1] }))
-        .expect("step");
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Accepted {
+            ballot: B1,
+            decided: 0,
+            slots: vec![1],
+        },
+    ))
+    .expect("step");
     assert_eq!(
         r.ready(),
         Ready {
             number: 4,
-            persist: Persist { decided: Some(1), ..Persist::default() },
+            persist: Persist {
+                decided: Some(1),
+                ..Persist::default()
+            },
             decided: vec![(1, data("a"))],
             outcomes: vec![Outcome { id, result: Ok(()) }],
             ..Ready::default()
@@ -153,16 +232,35 @@ fn acceptance_under_an_older_ballot_does_not_count() {
     r.propose(Bytes::from_static(b"a")).expect("propose");
     drive(&mut r);
     let old = Ballot::new(0, 3);
-    r.step(msg(2, 1, MessageBody::Accepted { ballot: old, decided: 0, slots: vec![1] }))
-        .expect("step");
-    assert!(!r.has_ready(), "an Accepted for another ballot must not decide anything");
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Accepted {
+            ballot: old,
+            decided: 0,
+            slots: vec![1],
+        },
+    ))
+    .expect("step");
+    assert!(
+        !r.has_ready(),
+        "an Accepted for another ballot must not decide anything"
+    );
 }
 
 #[test]
 fn follower_refuses_proposals_with_a_leader_hint() {
     let mut r = replica(2);
-    r.step(msg(1, 2, MessageBody::Heartbeat { ballot: B1, decided: 0, last_slot: 0 }))
-        .expect("step");
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Heartbeat {
+            ballot: B1,
+            decided: 0,
+            last_slot: 0,
+        },
+    ))
+    .expect("step");
     assert_eq!(
         r.propose(Bytes::from_static(b"x")),
         Err(ProposeError::NotLeader { leader: Some(1) })
@@ -172,8 +270,15 @@ fn follower_refuses_proposals_with_a_leader_hint() {
 #[test]
 fn acceptor_promises_a_higher_ballot_and_reports_accepted_entries() {
     let mut r = replica(2);
-    let e = Entry { ballot: B1, value: data("v") };
-    let accept = MessageBody::Accept { ballot: B1, decided: 0, entries: vec![(1, e.clone())] };
+    let e = Entry {
+        ballot: B1,
+        value: data("v"),
+    };
+    let accept = MessageBody::Accept {
+        ballot: B1,
+        decided: 0,
+        entries: vec![(1, e.clone())],
+    };
     r.step(msg(1, 2, accept)).expect("step");
     drive(&mut r);
     // Leader 1 went silent long enough for a Prepare to be considered.
@@ -182,12 +287,34 @@ fn acceptor_promises_a_higher_ballot_and_reports_accepted_entries() {
     }
     let _ = drive(&mut r); // replica 2 started its own election; take that Ready
     let b3 = Ballot::new(5, 3);
-    r.step(msg(3, 2, MessageBody::Prepare { ballot: b3, from_slot: 1 })).expect("step");
+    r.step(msg(
+        3,
+        2,
+        MessageBody::Prepare {
+            ballot: b3,
+            from_slot: 1,
+        },
+    ))
+    .expect("step");
     let ready = r.ready();
-    assert_eq!(ready.persist, Persist { promised: Some(b3), ..Persist::default() });
+    assert_eq!(
+        ready.persist,
+        Persist {
+            promised: Some(b3),
+            ..Persist::default()
+        }
+    );
     assert_eq!(
         ready.messages,
-        vec![msg(2, 3, MessageBody::Promise { ballot: b3, decided: 0, entries: vec![(1, e)] })]
+        vec![msg(
+            2,
+            3,
+            MessageBody::Promise {
+                ballot: b3,
+                decided: 0,
+                entries: vec![(1, e)]
+            }
+        )]
     );
 }
 
@@ -195,33 +322,79 @@ fn acceptor_promises_a_higher_ballot_and_reports_accepted_entries() {
 fn acceptor_nacks_a_lower_ballot() {
     let mut r = replica(2);
     let b5 = Ballot::new(5, 3);
-    r.step(msg(3, 2, MessageBody::Prepare { ballot: b5, from_slot: 1 })).expect("step");
+    r.step(msg(
+        3,
+        2,
+        MessageBody::Prepare {
+            ballot: b5,
+            from_slot: 1,
+        },
+    ))
+    .expect("step");
     drive(&mut r);
-    r.step(msg(1, 2, MessageBody::Accept { ballot: B1, decided: 0, entries: vec![] }))
-        .expect("step");
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Accept {
+            ballot: B1,
+            decided: 0,
+            entries: vec![],
+        },
+    ))
+    .expect("step");
     assert_eq!(
         r.ready().messages,
-        vec![msg(2, 1, MessageBody::Nack { ballot: B1, promised: b5 })]
+        vec![msg(
+            2,
+            1,
+            MessageBody::Nack {
+                ballot: B1,
+                promised: b5
+            }
+        )]
     );
 }
 
 #[test]
 fn accept_is_persisted_and_acknowledged_in_the_same_ready() {
     let mut r = replica(2);
-    let e = Entry { ballot: B1, value: data("v") };
-    r.step(msg(1, 2, MessageBody::Accept { ballot: B1, decided: 0, entries: vec![(1, e.clone())] }))
-        .expect("step");
+    let e = Entry {
+        ballot: B1,
+        value: data("v"),
+    };
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Accept {
+            ballot: B1,
+            decided: 0,
+            entries: vec![(1, e.clone())],
+        },
+    ))
+    .expect("step");
     assert_eq!(
         r.ready(),
         Ready {
             number: 1,
-            persist: Persist { promised: Some(B1), entries: vec![(1, e)], ..Persist::default() },
+            persist: Persist {
+                promised: Some(B1),
+                entries: vec![(1, e)],
+                ..Persist::default()
+            },
             messages: vec![msg(
                 2,
                 1,
-                MessageBody::Accepted { ballot: B1, decided: 0, slots: vec![1] }
+                MessageBody::Accepted {
+                    ballot: B1,
+                    decided: 0,
+                    slots: vec![1]
+                }
             )],
-            leader: Some(LeaderChange { leader: Some(1), ballot: B1, is_self: false }),
+            leader: Some(LeaderChange {
+                leader: Some(1),
+                ballot: B1,
+                is_self: false
+            }),
             ..Ready::default()
         }
     );
@@ -230,18 +403,47 @@ fn accept_is_persisted_and_acknowledged_in_the_same_ready() {
 #[test]
 fn follower_learns_decision_from_piggybacked_decided_index() {
     let mut r = replica(2);
-    let e = Entry { ballot: B1, value: data("v") };
-    r.step(msg(1, 2, MessageBody::Accept { ballot: B1, decided: 0, entries: vec![(1, e)] }))
-        .expect("step");
+    let e = Entry {
+        ballot: B1,
+        value: data("v"),
+    };
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Accept {
+            ballot: B1,
+            decided: 0,
+            entries: vec![(1, e)],
+        },
+    ))
+    .expect("step");
     drive(&mut r);
-    r.step(msg(1, 2, MessageBody::Heartbeat { ballot: B1, decided: 1, last_slot: 1 }))
-        .expect("step");
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Heartbeat {
+            ballot: B1,
+            decided: 1,
+            last_slot: 1,
+        },
+    ))
+    .expect("step");
     assert_eq!(
         r.ready(),
         Ready {
             number: 2,
-            persist: Persist { decided: Some(1), ..Persist::default() },
-            messages: vec![msg(2, 1, MessageBody::HeartbeatAck { ballot: B1, decided: 1 })],
+            persist: Persist {
+                decided: Some(1),
+                ..Persist::default()
+            },
+            messages: vec![msg(
+                2,
+                1,
+                MessageBody::HeartbeatAck {
+                    ballot: B1,
+                    decided: 1
+                }
+            )],
             decided: vec![(1, data("v"))],
             ..Ready::default()
         }
@@ -251,19 +453,48 @@ fn follower_learns_decision_from_piggybacked_decided_index() {
 #[test]
 fn entry_from_an_older_ballot_is_not_decided_by_the_hint_but_learned() {
     let mut r = replica(2);
-    let old = Entry { ballot: Ballot::new(1, 3), value: data("old") };
-    r.step(msg(3, 2, MessageBody::Accept { ballot: old.ballot, decided: 0, entries: vec![(1, old)] }))
-        .expect("step");
+    let old = Entry {
+        ballot: Ballot::new(1, 3),
+        value: data("old"),
+    };
+    r.step(msg(
+        3,
+        2,
+        MessageBody::Accept {
+            ballot: old.ballot,
+            decided: 0,
+            entries: vec![(1, old)],
+        },
+    ))
+    .expect("step");
     drive(&mut r);
     let b2 = Ballot::new(2, 1);
-    r.step(msg(1, 2, MessageBody::Heartbeat { ballot: b2, decided: 1, last_slot: 1 }))
-        .expect("step");
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Heartbeat {
+            ballot: b2,
+            decided: 1,
+            last_slot: 1,
+        },
+    ))
+    .expect("step");
     let ready = r.ready();
-    assert!(ready.decided.is_empty(), "slot 1's entry is from another ballot: not known decided");
+    assert!(
+        ready.decided.is_empty(),
+        "slot 1's entry is from another ballot: not known decided"
+    );
     assert_eq!(
         ready.messages,
         vec![
-            msg(2, 1, MessageBody::HeartbeatAck { ballot: b2, decided: 0 }),
+            msg(
+                2,
+                1,
+                MessageBody::HeartbeatAck {
+                    ballot: b2,
+                    decided: 0
+                }
+            ),
             msg(2, 1, MessageBody::Learn { from_slot: 1 }),
         ]
     );
@@ -275,22 +506,65 @@ fn new_leader_reproposes_highest_ballot_value_and_fills_gaps_with_noop() {
     r.tick().expect("tick");
     r.tick().expect("tick");
     drive(&mut r);
-    let low = Entry { ballot: Ballot::new(0, 2), value: data("low") };
-    let high = Entry { ballot: Ballot::new(0, 3), value: data("high") };
-    let far = Entry { ballot: Ballot::new(0, 2), value: data("far") };
+    let low = Entry {
+        ballot: Ballot::new(0, 2),
+        value: data("low"),
+    };
+    let high = Entry {
+        ballot: Ballot::new(0, 3),
+        value: data("high"),
+    };
+    let far = Entry {
+        ballot: Ballot::new(0, 2),
+        value: data("far"),
+    };
     let entries = vec![(1, low), (3, far)];
-    r.step(msg(2, 1, MessageBody::Promise { ballot: B1, decided: 0, entries })).expect("step");
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 0,
+            entries,
+        },
+    ))
+    .expect("step");
     // Replica 1 is already leader with its own promise and 2's; 3's arrives late and is ignored,
     // so it is 2's report that counts: slot 1 "low", slot 2 no-op, slot 3 "far".
     let ready = r.ready();
     let want = vec![
-        (1, Entry { ballot: B1, value: data("low") }),
-        (2, Entry { ballot: B1, value: Value::Noop }),
-        (3, Entry { ballot: B1, value: data("far") }),
+        (
+            1,
+            Entry {
+                ballot: B1,
+                value: data("low"),
+            },
+        ),
+        (
+            2,
+            Entry {
+                ballot: B1,
+                value: Value::Noop,
+            },
+        ),
+        (
+            3,
+            Entry {
+                ballot: B1,
+                value: data("far"),
+            },
+        ),
     ];
     assert_eq!(ready.persist.entries, want);
-    let accept = MessageBody::Accept { ballot: B1, decided: 0, entries: want };
-    assert_eq!(ready.messages, vec![msg(1, 2, accept.clone()), msg(1, 3, accept)]);
+    let accept = MessageBody::Accept {
+        ballot: B1,
+        decided: 0,
+        entries: want,
+    };
+    assert_eq!(
+        ready.messages,
+        vec![msg(1, 2, accept.clone()), msg(1, 3, accept)]
+    );
 
     // With 5 voters, the quorum of 3 sees both reports and keeps the higher ballot's value.
     let config = Config {
@@ -305,13 +579,41 @@ fn new_leader_reproposes_highest_ballot_value_and_fills_gaps_with_noop() {
     r.tick().expect("tick");
     r.tick().expect("tick");
     drive(&mut r);
-    let low = Entry { ballot: Ballot::new(0, 2), value: data("low") };
-    r.step(msg(2, 1, MessageBody::Promise { ballot: B1, decided: 0, entries: vec![(1, low)] }))
-        .expect("step");
-    r.step(msg(3, 1, MessageBody::Promise { ballot: B1, decided: 0, entries: vec![(1, high)] }))
-        .expect("step");
+    let low = Entry {
+        ballot: Ballot::new(0, 2),
+        value: data("low"),
+    };
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 0,
+            entries: vec![(1, low)],
+        },
+    ))
+    .expect("step");
+    r.step(msg(
+        3,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 0,
+            entries: vec![(1, high)],
+        },
+    ))
+    .expect("step");
     let ready = r.ready();
-    assert_eq!(ready.persist.entries, vec![(1, Entry { ballot: B1, value: data("high") })]);
+    assert_eq!(
+        ready.persist.entries,
+        vec![(
+            1,
+            Entry {
+                ballot: B1,
+                value: data("high")
+            }
+        )]
+    );
 }
 
 #[test]
@@ -320,13 +622,34 @@ fn slots_a_quorum_member_reports_decided_are_learned_not_reproposed() {
     r.tick().expect("tick");
     r.tick().expect("tick");
     drive(&mut r);
-    let e = Entry { ballot: Ballot::new(0, 2), value: data("later") };
-    r.step(msg(2, 1, MessageBody::Promise { ballot: B1, decided: 2, entries: vec![(3, e)] }))
-        .expect("step");
+    let e = Entry {
+        ballot: Ballot::new(0, 2),
+        value: data("later"),
+    };
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Promise {
+            ballot: B1,
+            decided: 2,
+            entries: vec![(3, e)],
+        },
+    ))
+    .expect("step");
     let ready = r.ready();
-    let want = vec![(3, Entry { ballot: B1, value: data("later") })];
+    let want = vec![(
+        3,
+        Entry {
+            ballot: B1,
+            value: data("later"),
+        },
+    )];
     assert_eq!(ready.persist.entries, want);
-    let accept = MessageBody::Accept { ballot: B1, decided: 0, entries: want };
+    let accept = MessageBody::Accept {
+        ballot: B1,
+        decided: 0,
+        entries: want,
+    };
     assert_eq!(
         ready.messages,
         vec![
@@ -344,28 +667,73 @@ fn learn_is_answered_with_decided_entries_then_with_the_snapshot_once_compacted(
         r.propose(Bytes::from_static(v)).expect("propose");
     }
     drive(&mut r);
-    r.step(msg(2, 1, MessageBody::Accepted { ballot: B1, decided: 0, slots: vec![1, 2, 3] }))
-        .expect("step");
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Accepted {
+            ballot: B1,
+            decided: 0,
+            slots: vec![1, 2, 3],
+        },
+    ))
+    .expect("step");
     drive(&mut r);
     assert_eq!(r.decided(), 3);
-    r.step(msg(3, 1, MessageBody::Learn { from_slot: 2 })).expect("step");
+    r.step(msg(3, 1, MessageBody::Learn { from_slot: 2 }))
+        .expect("step");
     let entries = vec![
-        (2, Entry { ballot: B1, value: data("b") }),
-        (3, Entry { ballot: B1, value: data("c") }),
+        (
+            2,
+            Entry {
+                ballot: B1,
+                value: data("b"),
+            },
+        ),
+        (
+            3,
+            Entry {
+                ballot: B1,
+                value: data("c"),
+            },
+        ),
     ];
-    assert_eq!(r.ready().messages, vec![msg(1, 3, MessageBody::Decided { decided: 3, entries })]);
-
-    r.compact(2, Bytes::from_static(b"state@2")).expect("compact");
-    let snap = Snapshot { slot: 2, data: Bytes::from_static(b"state@2") };
-    let ready = drive(&mut r);
-    assert_eq!(ready.persist, Persist { snapshot: Some(snap), ..Persist::default() });
-    r.step(msg(3, 1, MessageBody::Learn { from_slot: 1 })).expect("step");
     assert_eq!(
         r.ready().messages,
         vec![msg(
             1,
             3,
-            MessageBody::InstallSnapshot { slot: 2, data: Bytes::from_static(b"state@2") }
+            MessageBody::Decided {
+                decided: 3,
+                entries
+            }
+        )]
+    );
+
+    r.compact(2, Bytes::from_static(b"state@2"))
+        .expect("compact");
+    let snap = Snapshot {
+        slot: 2,
+        data: Bytes::from_static(b"state@2"),
+    };
+    let ready = drive(&mut r);
+    assert_eq!(
+        ready.persist,
+        Persist {
+            snapshot: Some(snap),
+            ..Persist::default()
+        }
+    );
+    r.step(msg(3, 1, MessageBody::Learn { from_slot: 1 }))
+        .expect("step");
+    assert_eq!(
+        r.ready().messages,
+        vec![msg(
+            1,
+            3,
+            MessageBody::InstallSnapshot {
+                slot: 2,
+                data: Bytes::from_static(b"state@2")
+            }
         )]
     );
 }
@@ -373,14 +741,28 @@ fn learn_is_answered_with_decided_entries_then_with_the_snapshot_once_compacted(
 #[test]
 fn installed_snapshot_comes_before_later_decided_entries() {
     let mut r = replica(3);
-    r.step(msg(1, 3, MessageBody::InstallSnapshot { slot: 2, data: Bytes::from_static(b"s") }))
-        .expect("step");
-    let snap = Snapshot { slot: 2, data: Bytes::from_static(b"s") };
+    r.step(msg(
+        1,
+        3,
+        MessageBody::InstallSnapshot {
+            slot: 2,
+            data: Bytes::from_static(b"s"),
+        },
+    ))
+    .expect("step");
+    let snap = Snapshot {
+        slot: 2,
+        data: Bytes::from_static(b"s"),
+    };
     let ready = r.ready();
     assert_eq!(ready.snapshot, Some(snap.clone()));
     assert_eq!(
         ready.persist,
-        Persist { snapshot: Some(snap), decided: Some(2), ..Persist::default() }
+        Persist {
+            snapshot: Some(snap),
+            decided: Some(2),
+            ..Persist::default()
+        }
     );
     assert_eq!(r.decided(), 2);
 }
@@ -389,7 +771,10 @@ fn installed_snapshot_comes_before_later_decided_entries() {
 fn compacting_past_the_decided_index_is_refused() {
     let mut r = replica(1);
     match r.compact(1, Bytes::new()) {
-        Err(Error::CompactBeyondDecided { requested: 1, decided: 0 }) => {}
+        Err(Error::CompactBeyondDecided {
+            requested: 1,
+            decided: 0,
+        }) => {}
         other => panic!("expected CompactBeyondDecided, got {other:?}"),
     }
 }
@@ -408,7 +793,13 @@ fn leader_steps_down_without_a_majority_and_reports_unknown_outcomes() {
         }
     }
     assert!(!r.is_leader(), "no peer answered for an election timeout");
-    assert_eq!(outcomes, vec![Outcome { id, result: Err(paxlog_consensus::ProposalLost::Unknown) }]);
+    assert_eq!(
+        outcomes,
+        vec![Outcome {
+            id,
+            result: Err(paxlog_consensus::ProposalLost::Unknown)
+        }]
+    );
 }
 
 #[test]
@@ -453,14 +844,34 @@ fn same_seed_same_outputs() {
 #[test]
 fn invalid_configs_are_refused() {
     let bad = [
-        Config { id: 0, ..Config::default() },
-        Config { id: 1, voters: vec![2, 3], ..Config::default() },
-        Config { id: 1, voters: vec![1, 1, 2], ..Config::default() },
-        Config { heartbeat_ticks: 20, ..Config::default() },
-        Config { max_inflight: 0, ..Config::default() },
+        Config {
+            id: 0,
+            ..Config::default()
+        },
+        Config {
+            id: 1,
+            voters: vec![2, 3],
+            ..Config::default()
+        },
+        Config {
+            id: 1,
+            voters: vec![1, 1, 2],
+            ..Config::default()
+        },
+        Config {
+            heartbeat_ticks: 20,
+            ..Config::default()
+        },
+        Config {
+            max_inflight: 0,
+            ..Config::default()
+        },
     ];
     for config in bad {
-        assert!(Replica::new(config.clone(), MemStorage::new()).is_err(), "{config:?} accepted");
+        assert!(
+            Replica::new(config.clone(), MemStorage::new()).is_err(),
+            "{config:?} accepted"
+        );
     }
 }
 

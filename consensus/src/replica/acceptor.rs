@@ -28,7 +28,13 @@ impl<S: Storage> Replica<S> {
         }
         self.max_round_seen = self.max_round_seen.max(ballot.round);
         if ballot < self.promised {
-            return self.send(from, MessageBody::Nack { ballot, promised: self.promised });
+            return self.send(
+                from,
+                MessageBody::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            );
         }
         if ballot > self.promised {
             if self.leader_is_fresh(from) {
@@ -43,15 +49,32 @@ impl<S: Storage> Replica<S> {
             }
         }
         let floor = from_slot.max(self.decided + 1);
-        let entries = self.log.range(floor..).map(|(s, le)| (*s, le.entry.clone())).collect();
-        self.send(from, MessageBody::Promise { ballot, decided: self.decided, entries })
+        let entries = self
+            .log
+            .range(floor..)
+            .map(|(s, le)| (*s, le.entry.clone()))
+            .collect();
+        self.send(
+            from,
+            MessageBody::Promise {
+                ballot,
+                decided: self.decided,
+                entries,
+            },
+        )
     }
 
     /// Handles the ballot of a message from a leader: rejects it if stale, otherwise follows
     /// that leader. Returns whether the message may be acted on.
     fn follow(&mut self, from: NodeId, ballot: Ballot) -> Result<bool, StorageError> {
         if ballot < self.promised {
-            self.send(from, MessageBody::Nack { ballot, promised: self.promised })?;
+            self.send(
+                from,
+                MessageBody::Nack {
+                    ballot,
+                    promised: self.promised,
+                },
+            )?;
             return Ok(false);
         }
         self.max_round_seen = self.max_round_seen.max(ballot.round);
@@ -117,7 +140,14 @@ impl<S: Storage> Replica<S> {
             self.store_entry(slot, entry, false);
         }
         self.leader_progress(from, ballot, decided, last);
-        self.send(from, MessageBody::Accepted { ballot, decided: self.decided, slots })?;
+        self.send(
+            from,
+            MessageBody::Accepted {
+                ballot,
+                decided: self.decided,
+                slots,
+            },
+        )?;
         self.maybe_learn()
     }
 
@@ -132,7 +162,13 @@ impl<S: Storage> Replica<S> {
             return Ok(());
         }
         self.leader_progress(from, ballot, decided, last_slot);
-        self.send(from, MessageBody::HeartbeatAck { ballot, decided: self.decided })?;
+        self.send(
+            from,
+            MessageBody::HeartbeatAck {
+                ballot,
+                decided: self.decided,
+            },
+        )?;
         self.maybe_learn()
     }
 }

@@ -20,10 +20,11 @@ impl<S: Storage> Replica<S> {
             return Ok(());
         }
         let from_slot = self.decided + 1;
-        if let Some((slot, at)) = self.learn_sent {
-            if slot == from_slot && self.now.saturating_sub(at) < self.config.retransmit_ticks {
-                return Ok(());
-            }
+        if let Some((slot, at)) = self.learn_sent
+            && slot == from_slot
+            && self.now.saturating_sub(at) < self.config.retransmit_ticks
+        {
+            return Ok(());
         }
         self.learn_sent = Some((from_slot, self.now));
         self.send(target, MessageBody::Learn { from_slot })
@@ -41,28 +42,45 @@ impl<S: Storage> Replica<S> {
             stored = merged.into_iter().collect();
         }
         // Only a gapless run from `from` is useful to the learner.
-        let run = stored.iter().zip(from..).take_while(|((s, _), want)| s == want).count();
+        let run = stored
+            .iter()
+            .zip(from..)
+            .take_while(|((s, _), want)| s == want)
+            .count();
         stored.truncate(run);
         Ok(stored)
     }
 
     pub(super) fn on_learn(&mut self, from: NodeId, from_slot: Slot) -> Result<(), StorageError> {
         let from_slot = from_slot.max(1);
-        if from_slot <= self.snapshot_slot() {
-            if let Some(snap) = self.snapshot.clone() {
-                return self
-                    .send(from, MessageBody::InstallSnapshot { slot: snap.slot, data: snap.data });
-            }
+        if from_slot <= self.snapshot_slot()
+            && let Some(snap) = self.snapshot.clone()
+        {
+            return self.send(
+                from,
+                MessageBody::InstallSnapshot {
+                    slot: snap.slot,
+                    data: snap.data,
+                },
+            );
         }
         if from_slot > self.decided {
             return Ok(()); // nothing to teach
         }
-        let to = self.decided.min(from_slot + self.config.max_batch_entries as u64 - 1);
+        let to = self
+            .decided
+            .min(from_slot + self.config.max_batch_entries as u64 - 1);
         let entries = self.decided_entries(from_slot, to)?;
         if entries.is_empty() {
             return Ok(());
         }
-        self.send(from, MessageBody::Decided { decided: self.decided, entries })
+        self.send(
+            from,
+            MessageBody::Decided {
+                decided: self.decided,
+                entries,
+            },
+        )
     }
 
     pub(super) fn on_decided(
@@ -93,7 +111,10 @@ impl<S: Storage> Replica<S> {
             }
             if let Some(id) = self.proposals.remove(&slot) {
                 // Decided elsewhere: whether our value won is not known here.
-                self.out.outcomes.push(Outcome { id, result: Err(ProposalLost::Unknown) });
+                self.out.outcomes.push(Outcome {
+                    id,
+                    result: Err(ProposalLost::Unknown),
+                });
             }
             self.store_entry(slot, entry, true);
         }
@@ -123,7 +144,10 @@ impl<S: Storage> Replica<S> {
         let covered: Vec<Slot> = self.proposals.range(..=slot).map(|(s, _)| *s).collect();
         for s in covered {
             if let Some(id) = self.proposals.remove(&s) {
-                self.out.outcomes.push(Outcome { id, result: Err(ProposalLost::Unknown) });
+                self.out.outcomes.push(Outcome {
+                    id,
+                    result: Err(ProposalLost::Unknown),
+                });
             }
         }
         // The snapshot is installed before `decided` is applied: drop what it covers.

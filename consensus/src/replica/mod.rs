@@ -120,10 +120,19 @@ impl<S: Storage> Replica<S> {
         let log = storage
             .entries(decided + 1, init.last_slot)?
             .into_iter()
-            .map(|(s, entry)| (s, LogEntry { entry, decided: false }))
+            .map(|(s, entry)| {
+                (
+                    s,
+                    LogEntry {
+                        entry,
+                        decided: false,
+                    },
+                )
+            })
             .collect();
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ config.id.rotate_left(32));
-        let election_timeout = rng.random_range(config.election_ticks_min..config.election_ticks_max);
+        let election_timeout =
+            rng.random_range(config.election_ticks_min..config.election_ticks_max);
         Ok(Self {
             quorum: config.quorum(),
             repair: config.repairing.then_some(None),
@@ -202,11 +211,13 @@ impl<S: Storage> Replica<S> {
     pub fn persisted(&mut self, number: u64) -> Result<(), Error> {
         self.check_running()?;
         self.unstable.retain(|_, (n, _)| *n > number);
-        let (due, keep): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.deferred).into_iter().partition(|(n, _)| *n <= number);
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(n, _)| *n <= number);
         self.deferred = keep;
         for (_, body) in due {
-            self.handle(self.config.id, body).map_err(|e| self.fail(e))?;
+            self.handle(self.config.id, body)
+                .map_err(|e| self.fail(e))?;
         }
         Ok(())
     }
@@ -216,7 +227,10 @@ impl<S: Storage> Replica<S> {
     pub fn compact(&mut self, up_to: Slot, data: Bytes) -> Result<(), Error> {
         self.check_running()?;
         if up_to > self.decided {
-            return Err(Error::CompactBeyondDecided { requested: up_to, decided: self.decided });
+            return Err(Error::CompactBeyondDecided {
+                requested: up_to,
+                decided: self.decided,
+            });
         }
         if up_to <= self.snapshot_slot() {
             return Ok(());
@@ -302,19 +316,27 @@ impl<S: Storage> Replica<S> {
     fn handle(&mut self, from: NodeId, body: MessageBody) -> Result<(), StorageError> {
         match body {
             MessageBody::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
-            MessageBody::Promise { ballot, decided, entries } => {
-                self.on_promise(from, ballot, decided, entries)
-            }
+            MessageBody::Promise {
+                ballot,
+                decided,
+                entries,
+            } => self.on_promise(from, ballot, decided, entries),
             MessageBody::Nack { ballot, promised } => self.on_nack(ballot, promised),
-            MessageBody::Accept { ballot, decided, entries } => {
-                self.on_accept(from, ballot, decided, entries)
-            }
-            MessageBody::Accepted { ballot, decided, slots } => {
-                self.on_accepted(from, ballot, decided, &slots)
-            }
-            MessageBody::Heartbeat { ballot, decided, last_slot } => {
-                self.on_heartbeat(from, ballot, decided, last_slot)
-            }
+            MessageBody::Accept {
+                ballot,
+                decided,
+                entries,
+            } => self.on_accept(from, ballot, decided, entries),
+            MessageBody::Accepted {
+                ballot,
+                decided,
+                slots,
+            } => self.on_accepted(from, ballot, decided, &slots),
+            MessageBody::Heartbeat {
+                ballot,
+                decided,
+                last_slot,
+            } => self.on_heartbeat(from, ballot, decided, last_slot),
             MessageBody::HeartbeatAck { ballot, decided } => {
                 self.on_heartbeat_ack(from, ballot, decided);
                 Ok(())
@@ -332,7 +354,11 @@ impl<S: Storage> Replica<S> {
             if let Role::Leader(l) = &mut self.role {
                 l.sent_to(to, self.now);
             }
-            self.out.messages.push(Message { from: self.config.id, to, body });
+            self.out.messages.push(Message {
+                from: self.config.id,
+                to,
+                body,
+            });
             return Ok(());
         }
         match body {
@@ -348,7 +374,12 @@ impl<S: Storage> Replica<S> {
     }
 
     fn peers(&self) -> Vec<NodeId> {
-        self.config.voters.iter().copied().filter(|&n| n != self.config.id).collect()
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&n| n != self.config.id)
+            .collect()
     }
 
     fn snapshot_slot(&self) -> Slot {
@@ -356,7 +387,12 @@ impl<S: Storage> Replica<S> {
     }
 
     fn last_slot(&self) -> Slot {
-        self.log.keys().next_back().copied().unwrap_or(self.decided).max(self.decided)
+        self.log
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.decided)
+            .max(self.decided)
     }
 
     fn persist_promise(&mut self, ballot: Ballot) {
@@ -367,14 +403,18 @@ impl<S: Storage> Replica<S> {
 
     /// Records an entry in the log and in the next `persist`.
     fn store_entry(&mut self, slot: Slot, entry: Entry, decided: bool) {
-        self.unstable.insert(slot, (self.ready_seq + 1, entry.clone()));
+        self.unstable
+            .insert(slot, (self.ready_seq + 1, entry.clone()));
         self.out.persist.entries.push((slot, entry.clone()));
         self.log.insert(slot, LogEntry { entry, decided });
     }
 
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        let (min, max) = (self.config.election_ticks_min, self.config.election_ticks_max);
+        let (min, max) = (
+            self.config.election_ticks_min,
+            self.config.election_ticks_max,
+        );
         let spread = (max - min) * (1 + self.contention.min(3));
         self.election_timeout = min + self.rng.random_range(0..spread);
     }
@@ -382,9 +422,16 @@ impl<S: Storage> Replica<S> {
     fn announce_leader(&mut self) {
         let (leader, ballot) = match &self.role {
             Role::Leader(l) => (Some(self.config.id), l.ballot),
-            _ => (self.leader.map(|(n, _)| n), self.leader.map_or(self.promised, |(_, b)| b)),
+            _ => (
+                self.leader.map(|(n, _)| n),
+                self.leader.map_or(self.promised, |(_, b)| b),
+            ),
         };
-        let change = LeaderChange { leader, ballot, is_self: leader == Some(self.config.id) };
+        let change = LeaderChange {
+            leader,
+            ballot,
+            is_self: leader == Some(self.config.id),
+        };
         if self.out.leader != Some(change) {
             self.out.leader = Some(change);
         }
@@ -397,7 +444,10 @@ impl<S: Storage> Replica<S> {
         if was_leading {
             self.role = Role::Follower;
             for (_, id) in std::mem::take(&mut self.proposals) {
-                self.out.outcomes.push(Outcome { id, result: Err(ProposalLost::Unknown) });
+                self.out.outcomes.push(Outcome {
+                    id,
+                    result: Err(ProposalLost::Unknown),
+                });
             }
         }
         if was_leading || self.leader != leader {
@@ -420,7 +470,9 @@ impl<S: Storage> Replica<S> {
             if !(le.decided || by_hint) {
                 break;
             }
-            let Some(le) = self.log.remove(&next) else { break };
+            let Some(le) = self.log.remove(&next) else {
+                break;
+            };
             self.decided = next;
             if let Some(id) = self.proposals.remove(&next) {
                 // Learned values already settled their proposals (as unknown); what remains was
@@ -437,20 +489,20 @@ impl<S: Storage> Replica<S> {
         if self.decided != start {
             self.out.persist.decided = Some(self.decided);
             self.known_decided = self.known_decided.max(self.decided);
-            if let Some(Some(watermark)) = self.repair {
-                if self.decided >= watermark {
-                    self.finish_repair();
-                }
+            if let Some(Some(watermark)) = self.repair
+                && self.decided >= watermark
+            {
+                self.finish_repair();
             }
         }
     }
 
     fn finish_repair(&mut self) {
         self.repair = None;
-        if let Some((_, ballot)) = self.leader {
-            if ballot > self.promised {
-                self.persist_promise(ballot);
-            }
+        if let Some((_, ballot)) = self.leader
+            && ballot > self.promised
+        {
+            self.persist_promise(ballot);
         }
     }
 }

@@ -58,7 +58,11 @@ impl Leader {
     /// leader must step down: followers take its decided index as proof that the entries
     /// they accepted under its ballot are decided, which would no longer hold.
     pub(super) fn superseded_by(&self, slot: Slot, value: &Value) -> bool {
-        slot >= self.next_slot || self.inflight.get(&slot).is_some_and(|f| f.entry.value != *value)
+        slot >= self.next_slot
+            || self
+                .inflight
+                .get(&slot)
+                .is_some_and(|f| f.entry.value != *value)
     }
 
     /// Whether a snapshot up to `slot` covers a slot this leader proposed and has not seen
@@ -89,7 +93,10 @@ impl<S: Storage> Replica<S> {
         let ballot = Ballot::new(round, self.config.id);
         // Persisted before the `Prepare` leaves (same `Ready`): a restarted node never reuses it.
         self.persist_promise(ballot);
-        self.role = Role::Candidate(Candidate { ballot, promises: BTreeMap::new() });
+        self.role = Role::Candidate(Candidate {
+            ballot,
+            promises: BTreeMap::new(),
+        });
         if self.leader.take().is_some() {
             self.announce_leader();
         }
@@ -108,7 +115,9 @@ impl<S: Storage> Replica<S> {
         decided: Slot,
         entries: Vec<(Slot, Entry)>,
     ) -> Result<(), StorageError> {
-        let Role::Candidate(c) = &mut self.role else { return Ok(()) };
+        let Role::Candidate(c) = &mut self.role else {
+            return Ok(());
+        };
         if c.ballot != ballot {
             return Ok(());
         }
@@ -140,11 +149,24 @@ impl<S: Storage> Replica<S> {
                 }
             }
         }
-        let last = chosen.keys().next_back().copied().unwrap_or(known).max(known);
+        let last = chosen
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(known)
+            .max(known);
         let peers = self
             .peers()
             .into_iter()
-            .map(|p| (p, PeerState { last_heard: self.now, last_sent: self.now }))
+            .map(|p| {
+                (
+                    p,
+                    PeerState {
+                        last_heard: self.now,
+                        last_sent: self.now,
+                    },
+                )
+            })
             .collect();
         let mut leader = Leader {
             ballot,
@@ -158,9 +180,14 @@ impl<S: Storage> Replica<S> {
         for slot in known + 1..=last {
             let value = chosen.remove(&slot).map_or(Value::Noop, |e| e.value);
             let entry = Entry { ballot, value };
-            leader
-                .inflight
-                .insert(slot, InFlight { entry: entry.clone(), acks: Vec::new(), sent_at: self.now });
+            leader.inflight.insert(
+                slot,
+                InFlight {
+                    entry: entry.clone(),
+                    acks: Vec::new(),
+                    sent_at: self.now,
+                },
+            );
             leader.pending.push((slot, entry));
         }
         let idle = leader.pending.is_empty();
@@ -212,7 +239,9 @@ impl<S: Storage> Replica<S> {
         slots: &[Slot],
     ) -> Result<(), StorageError> {
         let quorum = self.quorum;
-        let Role::Leader(l) = &mut self.role else { return Ok(()) };
+        let Role::Leader(l) = &mut self.role else {
+            return Ok(());
+        };
         if l.ballot != ballot {
             return Ok(());
         }
@@ -225,10 +254,10 @@ impl<S: Storage> Replica<S> {
                 if !f.acks.contains(&from) {
                     f.acks.push(from);
                 }
-                if f.acks.len() >= quorum {
-                    if let Some(f) = l.inflight.remove(slot) {
-                        chosen.push((*slot, f.entry));
-                    }
+                if f.acks.len() >= quorum
+                    && let Some(f) = l.inflight.remove(slot)
+                {
+                    chosen.push((*slot, f.entry));
                 }
             }
         }
@@ -239,7 +268,13 @@ impl<S: Storage> Replica<S> {
             match self.log.get_mut(&slot) {
                 Some(le) => le.decided = true,
                 None if slot > self.decided => {
-                    self.log.insert(slot, super::LogEntry { entry, decided: true });
+                    self.log.insert(
+                        slot,
+                        super::LogEntry {
+                            entry,
+                            decided: true,
+                        },
+                    );
                 }
                 None => {}
             }
@@ -249,29 +284,43 @@ impl<S: Storage> Replica<S> {
     }
 
     pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, _decided: Slot) {
-        if let Role::Leader(l) = &mut self.role {
-            if l.ballot == ballot {
-                if let Some(p) = l.peers.get_mut(&from) {
-                    p.last_heard = self.now;
-                }
-            }
+        if let Role::Leader(l) = &mut self.role
+            && l.ballot == ballot
+            && let Some(p) = l.peers.get_mut(&from)
+        {
+            p.last_heard = self.now;
         }
     }
 
     pub(super) fn propose_value(&mut self, value: Value) -> Result<ProposalId, ProposeError> {
         let max_inflight = self.config.max_inflight;
         let Role::Leader(l) = &mut self.role else {
-            return Err(ProposeError::NotLeader { leader: self.leader.map(|(n, _)| n) });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader.map(|(n, _)| n),
+            });
         };
         if l.inflight.len() >= max_inflight {
             return Err(ProposeError::Busy);
         }
         let slot = l.next_slot;
         l.next_slot += 1;
-        let entry = Entry { ballot: l.ballot, value };
-        l.inflight.insert(slot, InFlight { entry: entry.clone(), acks: Vec::new(), sent_at: self.now });
+        let entry = Entry {
+            ballot: l.ballot,
+            value,
+        };
+        l.inflight.insert(
+            slot,
+            InFlight {
+                entry: entry.clone(),
+                acks: Vec::new(),
+                sent_at: self.now,
+            },
+        );
         l.pending.push((slot, entry));
-        let id = ProposalId { ballot: l.ballot, slot };
+        let id = ProposalId {
+            ballot: l.ballot,
+            slot,
+        };
         self.proposals.insert(slot, id);
         Ok(id)
     }
@@ -283,7 +332,9 @@ impl<S: Storage> Replica<S> {
     /// Sends what was proposed since the last `Ready` as batched `Accept`s to every voter,
     /// this replica included (its own acceptance is persisted in the same `Ready`).
     pub(super) fn flush_accepts(&mut self) {
-        let Role::Leader(l) = &mut self.role else { return };
+        let Role::Leader(l) = &mut self.role else {
+            return;
+        };
         if l.pending.is_empty() {
             return;
         }
@@ -294,7 +345,11 @@ impl<S: Storage> Replica<S> {
         voters.extend(self.peers());
         for chunk in pending.chunks(self.config.max_batch_entries) {
             for &to in &voters {
-                let body = MessageBody::Accept { ballot, decided: self.decided, entries: chunk.to_vec() };
+                let body = MessageBody::Accept {
+                    ballot,
+                    decided: self.decided,
+                    entries: chunk.to_vec(),
+                };
                 // A leader's own Accept touches no storage read, so it cannot fail.
                 let _ = self.send(to, body);
             }
@@ -302,11 +357,20 @@ impl<S: Storage> Replica<S> {
     }
 
     fn broadcast_heartbeat(&mut self) -> Result<(), StorageError> {
-        let Role::Leader(l) = &self.role else { return Ok(()) };
+        let Role::Leader(l) = &self.role else {
+            return Ok(());
+        };
         let ballot = l.ballot;
         let last_slot = l.next_slot - 1;
         for to in self.peers() {
-            self.send(to, MessageBody::Heartbeat { ballot, decided: self.decided, last_slot })?;
+            self.send(
+                to,
+                MessageBody::Heartbeat {
+                    ballot,
+                    decided: self.decided,
+                    last_slot,
+                },
+            )?;
         }
         Ok(())
     }
@@ -315,7 +379,9 @@ impl<S: Storage> Replica<S> {
         let now = self.now;
         let (quorum, cfg) = (self.quorum, self.config.clone());
         let (decided, behind) = (self.decided, self.decided < self.known_decided);
-        let Role::Leader(l) = &mut self.role else { return Ok(()) };
+        let Role::Leader(l) = &mut self.role else {
+            return Ok(());
+        };
 
         // Slots up to the quorum's decided index are learned, not re-proposed; if the one
         // replica that knew them is gone, only a new phase 1 (without it) recovers them.
@@ -348,11 +414,17 @@ impl<S: Storage> Replica<S> {
             f.sent_at = now;
             for peer in l.peers.keys() {
                 if !f.acks.contains(peer) {
-                    resend.entry(*peer).or_default().push((*slot, f.entry.clone()));
+                    resend
+                        .entry(*peer)
+                        .or_default()
+                        .push((*slot, f.entry.clone()));
                 }
             }
             if !f.acks.contains(&cfg.id) {
-                resend.entry(cfg.id).or_default().push((*slot, f.entry.clone()));
+                resend
+                    .entry(cfg.id)
+                    .or_default()
+                    .push((*slot, f.entry.clone()));
             }
         }
         let ballot = l.ballot;
@@ -367,12 +439,23 @@ impl<S: Storage> Replica<S> {
             .collect();
         for (to, entries) in resend {
             for chunk in entries.chunks(cfg.max_batch_entries) {
-                let body = MessageBody::Accept { ballot, decided: self.decided, entries: chunk.to_vec() };
+                let body = MessageBody::Accept {
+                    ballot,
+                    decided: self.decided,
+                    entries: chunk.to_vec(),
+                };
                 self.send(to, body)?;
             }
         }
         for to in idle {
-            self.send(to, MessageBody::Heartbeat { ballot, decided: self.decided, last_slot })?;
+            self.send(
+                to,
+                MessageBody::Heartbeat {
+                    ballot,
+                    decided: self.decided,
+                    last_slot,
+                },
+            )?;
         }
         Ok(())
     }
