@@ -1,20 +1,27 @@
-//! paxlog's client side: the library behind the `paxlog` command-line tool, and later the
-//! Rust SDK (producer, consumer, admin).
+//! paxlog's client side: the library behind the `paxlog` command-line tool, and the seed
+//! of the Rust SDK ([`connection::Connection`]).
 //!
 //! ```text
 //!   paxlog cluster up ──▶ cluster::LocalCluster ──spawns──▶ paxlog-broker × N
 //!                                 │                              ▲
 //!                                 └── health::check ─────────────┤ grpc.health.v1
 //!   paxlog status ──────▶ status::check_brokers ──▶ health::check┘
+//!                    └──▶ status::cluster_view ─┐
+//!   paxlog topic ───────▶ cli::topic ───────────┤
+//!   paxlog produce ─────▶ cli::produce ─────────┼─▶ connection::Connection::call_leader
+//!   paxlog consume ─────▶ cli::consume ─────────┘     (leader routing, hints, backoff)
 //! ```
 //!
-//! Output meant for people and, with `--json`, for programs; see [`status`].
+//! Output meant for people and, with `--json`, for programs; see [`status`] and [`cli`].
 
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod cluster;
+pub mod connection;
 pub mod error;
 pub mod health;
+pub mod partitioner;
 pub mod status;
 
 pub use error::Error;

@@ -1,0 +1,444 @@
+//! `paxlog`: the command-line tool. See `paxlog --help`.
+//!
+//! The only place that knows clap: it turns arguments into the library's option structs
+//! and runs the library's commands (`paxlog_client::cli`, `cluster`, `status`).
+
+mod signals;
+
+use clap::{Args, Parser, Subcommand};
+use paxlog_client::cli::consume::{self, ConsumeOptions, StartFrom};
+use paxlog_client::cli::produce::{self, KeyMode, ProduceOptions};
+use paxlog_client::cli::{topic, write_line};
+use paxlog_client::cluster::{self, ClusterSpec, LocalCluster};
+use paxlog_client::connection::{ConnectOptions, Connection};
+use paxlog_client::{DEFAULT_BASE_PORT, DEFAULT_BROKERS, DEFAULT_NODES, Error, status};
+use signals::Signals;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// paxlog: a replicated log. Run a local cluster, manage topics, produce and consume records.
+#[derive(Debug, Parser)]
+#[command(name = "paxlog", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local cluster.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Publish stdin lines as records, in batches, to the partition leaders.
+    Produce(ProduceArgs),
+    /// Print a topic's records, from earliest, latest or an offset.
+    Consume(ConsumeArgs),
+    /// Show each broker's health, the metadata leader and each partition's leader (exit
+    /// status 1 unless all brokers are SERVING).
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start brokers on 127.0.0.1 and keep them running until Ctrl-C or SIGTERM.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = DEFAULT_NODES)]
+    nodes: u16,
+    /// gRPC port of node 1; node N listens on base-port + N - 1.
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
+    base_port: u16,
+    /// Metrics port of node 1 [default: base-port + 2000].
+    #[arg(long)]
+    metrics_base_port: Option<u16>,
+    /// Directory for the nodes' data (DATA/node-N) and logs (DATA/node-N.log); reused by
+    /// the next `cluster up`.
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+    /// The paxlog-broker executable [default: next to this paxlog executable].
+    #[arg(long, value_name = "PATH")]
+    broker_bin: Option<PathBuf>,
+}
+
+/// Options of every command that talks to the cluster.
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Brokers to contact first, host:port separated by commas [default: the local cluster].
+    #[arg(long, env = "PAXLOG_BROKERS", default_value = DEFAULT_BROKERS)]
+    brokers: String,
+    /// Print JSON: one document, or one object per line for produce and consume.
+    #[arg(long)]
+    json: bool,
+    /// Give up on a request after this many milliseconds, retries included.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    timeout_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicCommand {
+    /// Create a topic (decided by the metadata group's leader).
+    Create(CreateArgs),
+    /// List topics.
+    List(ClientArgs),
+    /// Show a topic's partitions: leader, replicas, decided index, log start and end.
+    Describe(TopicNameArgs),
+    /// Delete a topic and all its records.
+    Delete(TopicNameArgs),
+}
+
+#[derive(Debug, Args)]
+struct CreateArgs {
+    /// Topic name: 1 to 249 characters of [A-Za-z0-9._-].
+    name: String,
+    /// Number of partitions (at least 1; fixed for the topic's life).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    partitions: u32,
+    /// Replicas per partition, at most the number of brokers [default: the broker's].
+    #[arg(long, value_name = "R")]
+    replication: Option<u32>,
+    /// A topic setting, e.g. retention.ms=86400000; repeat for more.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    config: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct TopicNameArgs {
+    /// Topic name.
+    name: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct ProduceArgs {
+    /// Topic to write to.
+    topic: String,
+    /// Key of every record [default: none; records spread over partitions round-robin].
+    #[arg(long, value_name = "K", conflicts_with = "key_separator")]
+    key: Option<String>,
+    /// Split each line at the first SEP into key and value; equal keys share a partition.
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// Write every record to this partition instead of choosing by key.
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Most records per publish.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Send a partial batch once no line arrived for this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    linger_ms: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct ConsumeArgs {
+    /// Topic to read.
+    topic: String,
+    /// Read only this partition [default: all].
+    #[arg(long, value_name = "P")]
+    partition: Option<u32>,
+    /// Where to start in each partition: earliest, latest, or an offset.
+    #[arg(long, value_name = "WHERE", default_value = "earliest")]
+    from: StartFrom,
+    /// Stop after this many records.
+    #[arg(long, value_name = "N")]
+    max: Option<u64>,
+    /// Keep waiting for new records instead of stopping at the end of every partition.
+    #[arg(long)]
+    follow: bool,
+    /// Longest wait of one fetch for new records (long-poll), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    max_wait_ms: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Brokers to ask, host:port separated by commas [default: the local cluster].
+    #[arg(long, env = "PAXLOG_BROKERS", default_value = DEFAULT_BROKERS)]
+    brokers: String,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Per-broker limit for connecting, for the health call and for each metadata request,
+    /// in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs often go to files (cluster up writes node logs).
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("paxlog: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Cluster(ClusterCommand::Up(args)) => cluster_up(args).await,
+            Command::Topic(command) => topic_command(command).await,
+            Command::Produce(args) => produce(args).await,
+            Command::Consume(args) => consume(args).await,
+            Command::Status(args) => status(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        // The reader went away (`paxlog consume ... | head`): not a failure of ours.
+        Err(Error::Stream { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(Error::Interrupted(signal)) => {
+            eprintln!("paxlog: {}", Error::Interrupted(signal));
+            ExitCode::from(130)
+        }
+        Err(err) => {
+            eprintln!("paxlog: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn cluster_up(args: UpArgs) -> Result<ExitCode, Error> {
+    let broker_bin = cluster::locate_broker_binary(args.broker_bin)?;
+    let mut spec = ClusterSpec::new(args.nodes, args.base_port, args.data, broker_bin)?;
+    if let Some(port) = args.metrics_base_port {
+        spec = ClusterSpec {
+            metrics_base_port: port,
+            ..spec
+        }
+        .validated()?;
+    }
+    // Before any node starts: a signal during startup must stop them, not orphan them.
+    let mut signals = Signals::install()?;
+
+    let mut cluster = LocalCluster::start(&spec).await?;
+    eprintln!(
+        "paxlog: starting {} nodes (logs in {}) ...",
+        spec.nodes,
+        spec.data.display()
+    );
+    let ready = tokio::select! {
+        ready = cluster.wait_ready(cluster::STARTUP_DEADLINE) => ready,
+        name = signals.recv() => Err(Error::Interrupted(name)),
+    };
+    if let Err(err) = ready {
+        // The startup error is the one to report; stop problems are secondary.
+        if let Err(stop_err) = cluster.stop().await {
+            eprintln!("paxlog: {stop_err}");
+        }
+        return Err(err);
+    }
+
+    println!("paxlog: local cluster of {} nodes is up", spec.nodes);
+    for node in &cluster.nodes {
+        let spec = &node.spec;
+        let pid = node
+            .pid()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".to_owned());
+        println!(
+            "  node {}  grpc {}  metrics http://{}/metrics  data {}  log {}  pid {pid}",
+            spec.id,
+            spec.grpc,
+            spec.metrics,
+            spec.data_dir.display(),
+            spec.log.display()
+        );
+    }
+    let brokers: Vec<&str> = cluster.nodes.iter().map(|n| n.spec.grpc.as_str()).collect();
+    let brokers = brokers.join(",");
+    if brokers == DEFAULT_BROKERS {
+        println!("next: run `paxlog status` in another terminal; Ctrl-C here stops the cluster");
+    } else {
+        println!(
+            "next: run `paxlog status --brokers {brokers}` in another terminal; Ctrl-C here stops the cluster"
+        );
+    }
+
+    let outcome = cluster.run_until(signals.recv_any()).await;
+    let how = match &outcome {
+        Ok(()) => "stopping all nodes",
+        Err(_) => "a node failed; stopping the others",
+    };
+    eprintln!("paxlog: {how} ...");
+    let stopped = cluster.stop().await;
+    outcome?;
+    stopped?;
+    eprintln!(
+        "paxlog: all nodes stopped cleanly; data kept in {}",
+        spec.data.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+impl ClientArgs {
+    fn connect(&self) -> Result<Connection, Error> {
+        let brokers = paxlog_client::parse_brokers(&self.brokers)?;
+        Connection::new(brokers, ConnectOptions::default())
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+async fn topic_command(command: TopicCommand) -> Result<ExitCode, Error> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        TopicCommand::Create(args) => {
+            let conn = args.client.connect()?;
+            let request = topic::CreateTopic {
+                name: args.name,
+                partitions: args.partitions,
+                replication: args.replication.unwrap_or(0),
+                config: topic::parse_config(&args.config)?,
+            };
+            let created = topic::create(&conn, request, args.client.timeout()).await?;
+            if args.client.json {
+                write_line(&mut out, &created.to_json())?;
+            } else {
+                write_line(&mut out, &format!("created topic {:?}", created.name))?;
+                write_line(&mut out, created.to_table().trim_end())?;
+            }
+        }
+        TopicCommand::List(client) => {
+            let list = topic::list(&client.connect()?, client.timeout()).await?;
+            let text = if client.json {
+                list.to_json()
+            } else {
+                list.to_table()
+            };
+            write_line(&mut out, text.trim_end())?;
+        }
+        TopicCommand::Describe(args) => {
+            let conn = args.client.connect()?;
+            let view = topic::describe_at_leaders(&conn, &args.name, args.client.timeout()).await?;
+            let text = if args.client.json {
+                view.to_json()
+            } else {
+                view.to_table()
+            };
+            write_line(&mut out, text.trim_end())?;
+        }
+        TopicCommand::Delete(args) => {
+            let conn = args.client.connect()?;
+            topic::delete(&conn, &args.name, args.client.timeout()).await?;
+            let text = if args.client.json {
+                serde_json::json!({ "deleted": args.name }).to_string()
+            } else {
+                format!("deleted topic {:?}", args.name)
+            };
+            write_line(&mut out, &text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn produce(args: ProduceArgs) -> Result<ExitCode, Error> {
+    let conn = args.client.connect()?;
+    let keys = match (args.key, args.key_separator) {
+        (Some(key), _) => KeyMode::Fixed(key.into_bytes().into()),
+        (None, Some(sep)) if sep.is_empty() => {
+            return Err(Error::InvalidArgument(
+                "--key-separator must not be empty".to_owned(),
+            ));
+        }
+        (None, Some(sep)) => KeyMode::Separator(sep),
+        (None, None) => KeyMode::None,
+    };
+    let opts = ProduceOptions {
+        topic: args.topic,
+        partition: args.partition,
+        keys,
+        batch: args.batch as usize,
+        linger: Duration::from_millis(args.linger_ms),
+        json: args.client.json,
+        timeout: args.client.timeout(),
+    };
+    let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut out = std::io::stdout();
+    let summary = produce::run(&conn, &opts, stdin, &mut out).await?;
+    eprintln!("paxlog: {}", summary.describe(&opts.topic));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consume(args: ConsumeArgs) -> Result<ExitCode, Error> {
+    let conn = Arc::new(args.client.connect()?);
+    let opts = ConsumeOptions {
+        topic: args.topic,
+        partition: args.partition,
+        from: args.from,
+        max: args.max,
+        follow: args.follow,
+        json: args.client.json,
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        timeout: args.client.timeout(),
+    };
+    let mut out = std::io::stdout();
+    let printed = consume::run(conn, &opts, &mut out).await?;
+    eprintln!("paxlog: consumed {printed} records from {:?}", opts.topic);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(args: StatusArgs) -> Result<ExitCode, Error> {
+    let brokers = paxlog_client::parse_brokers(&args.brokers)?;
+    let timeout = Duration::from_millis(args.timeout_ms);
+    // Each attempt gets the per-broker limit; each request may try every broker once.
+    let conn = Connection::new(
+        brokers.clone(),
+        ConnectOptions {
+            connect_timeout: timeout,
+            read_timeout: timeout,
+            ..ConnectOptions::default()
+        },
+    )?;
+    let budget = timeout.saturating_mul(u32::try_from(brokers.len()).unwrap_or(u32::MAX));
+    let (mut report, cluster) = tokio::join!(
+        status::check_brokers(&brokers, timeout),
+        status::cluster_view(&conn, budget)
+    );
+    report.cluster = cluster;
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    Ok(if report.all_serving() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+#[cfg(test)]
+mod tests;
