@@ -5,6 +5,7 @@
 //! configuration, a data directory of another node, a storage failure).
 
 use crate::config::{ConfigError, NodeId};
+use crate::storage::StorageError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,6 +20,10 @@ pub enum Error {
         /// Full method name, e.g. `paxlog.v1.Producer/Publish`.
         rpc: &'static str,
     },
+    /// Reading or writing one group's data failed: the request cannot be served by this
+    /// replica (corrupt data, an offset out of range, a RocksDB failure).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The node cannot go on; see [`Fatal`].
     #[error(transparent)]
     Fatal(#[from] Fatal),
@@ -128,6 +133,12 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         match err {
             Error::NotImplemented { .. } => tonic::Status::unimplemented(err.to_string()),
+            Error::Storage(StorageError::OffsetOutOfRange { .. }) => {
+                tonic::Status::out_of_range(err.to_string())
+            }
+            Error::Storage(storage) => {
+                tonic::Status::unavailable(format!("{storage}; retry on another replica"))
+            }
             Error::Fatal(fatal) => tonic::Status::unavailable(format!(
                 "this broker cannot serve requests ({fatal}); retry on another broker"
             )),
