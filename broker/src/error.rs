@@ -5,6 +5,7 @@
 //! configuration, a data directory of another node, a storage failure).
 
 use crate::config::{ConfigError, NodeId};
+use crate::storage::StorageError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -19,6 +20,10 @@ pub enum Error {
         /// Full method name, e.g. `paxlog.v1.Producer/Publish`.
         rpc: &'static str,
     },
+    /// Reading or writing one group's data failed: the request cannot be served by this
+    /// replica (corrupt data, an offset out of range, a RocksDB failure).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The node cannot go on; see [`Fatal`].
     #[error(transparent)]
     Fatal(#[from] Fatal),
@@ -219,7 +224,12 @@ impl From<Error> for tonic::Status {
             }
             Error::RecordTooLarge { .. } => (Code::InvalidArgument, C::RecordTooLarge, None),
             Error::InvalidRequest(_) => (Code::InvalidArgument, C::InvalidRequest, None),
-            Error::OffsetOutOfRange { .. } => (Code::OutOfRange, C::OffsetOutOfRange, None),
+            Error::OffsetOutOfRange { .. }
+            | Error::Storage(StorageError::OffsetOutOfRange { .. }) => {
+                (Code::OutOfRange, C::OffsetOutOfRange, None)
+            }
+            Error::Storage(e) if e.is_corruption() => (Code::Unavailable, C::CorruptData, None),
+            Error::Storage(_) => (Code::Unavailable, C::StorageFatal, None),
             Error::Busy => (Code::Unavailable, C::Throttled, None),
             Error::OutcomeUnknown => (Code::Unavailable, C::NotLeader, None),
             Error::Timeout(_) => (Code::DeadlineExceeded, C::Timeout, None),

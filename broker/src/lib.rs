@@ -5,9 +5,10 @@
 //!                                                 │
 //!            ┌────────────────────────────────────┼──────────────────────────┐
 //!            ▼                                    ▼                          ▼
-//!   storage::Storage (RocksDB)       gRPC on `listen`:                 HTTP on `metrics`:
+//!   storage::Db (RocksDB)            gRPC on `listen`:                 HTTP on `metrics`:
 //!   one instance, column families    health, reflection,               GET /metrics
-//!   by purpose, node identity        paxlog.v1 services (service/)     (metrics/)
+//!   by purpose, node identity,       paxlog.v1 services (service/)     (metrics/)
+//!   group commit; partition/ reads
 //! ```
 //!
 //! This build is the skeleton of the node: storage opens and guards its identity, health
@@ -15,8 +16,12 @@
 //! and peer services are registered but answer `UNIMPLEMENTED` (see [`service`]).
 
 pub mod config;
+pub mod convert;
 pub mod error;
+pub mod metadata;
 pub mod metrics;
+pub mod node;
+pub mod partition;
 pub mod server;
 pub mod service;
 pub mod storage;

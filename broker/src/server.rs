@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   run(config, shutdown)
-//!     ├─ Storage::open(data_dir, id)      refuses another node's directory
+//!     ├─ Db::open(data_dir, id)           refuses another node's directory
 //!     ├─ bind listen (gRPC) and metrics (HTTP)
 //!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services
 //!     │        └─▶ HTTP: GET /metrics
@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::service::{SERVICE_NAMES, Unimplemented};
-use crate::storage::Storage;
+use crate::storage::Db;
 use paxlog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
     metadata_server::MetadataServer, peer_server::PeerServer, producer_server::ProducerServer,
@@ -98,9 +98,9 @@ pub async fn run_with_listeners(
     .await
 }
 
-async fn open_storage(config: &Config) -> Result<Storage, Fatal> {
+async fn open_storage(config: &Config) -> Result<Arc<Db>, Fatal> {
     let (data_dir, id) = (config.data_dir(), config.id);
-    tokio::task::spawn_blocking(move || Storage::open(&data_dir, id))
+    tokio::task::spawn_blocking(move || Db::open(&data_dir, id).map(Arc::new))
         .await
         .map_err(|source| Fatal::Task {
             task: "open storage",
@@ -110,7 +110,7 @@ async fn open_storage(config: &Config) -> Result<Storage, Fatal> {
 
 async fn serve(
     config: &Config,
-    storage: Storage,
+    storage: Arc<Db>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {

@@ -118,13 +118,13 @@ impl Driver {
         let init = store.initial_state().map_err(|e| fatal("reading a partition", e))?;
         // Offsets: continue from the last indexed batch, re-indexing decided slots after it.
         let (mut next_offset, mut from_slot) = match self.db.last_indexed(p.group).map_err(|e| fatal("reading the offset index", e))? {
-            Some((base, slot, count)) => (base + count as u64, slot + 1),
+            Some(last) => (last.end_offset(), last.slot + 1),
             None => (0, 1),
         };
         let mut index = GroupCommit::new();
         for (slot, entry) in store.entries(from_slot, init.decided).map_err(|e| fatal("reading a partition", e))? {
             if let Value::Data(bytes) = entry.value {
-                let PartitionCommand::Append(batch) = PartitionCommand::decode(&bytes)
+                let PartitionCommand::Append(batch) = PartitionCommand::decode_bytes(bytes)
                     .map_err(|e| fatal("decoding a stored batch", e))?;
                 let count = batch.records.len() as u32;
                 index.index(p.group, next_offset, slot, count);
@@ -224,10 +224,11 @@ impl Driver {
                 return Ok(());
             }
             // 1. Persist: one synced write for every group's changes.
+            let mut readies = readies;
             let mut commit = GroupCommit::new();
-            for (id, r) in &readies {
+            for (id, r) in &mut readies {
                 if !r.persist.is_empty() {
-                    commit.persist(*id, &r.persist);
+                    commit.persist(*id, std::mem::take(&mut r.persist));
                 }
             }
             if !commit.is_empty() {

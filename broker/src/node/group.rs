@@ -150,7 +150,7 @@ impl Group {
                 Ok(effect)
             }
             Kind::Partition { next_offset } => {
-                let cmd = PartitionCommand::decode(&bytes)
+                let cmd = PartitionCommand::decode_bytes(bytes)
                     .map_err(|e| format!("partition {} slot {slot} is unreadable: {e}", self.id))?;
                 let PartitionCommand::Append(batch) = cmd;
                 let count = batch.records.len() as u32;
