@@ -15,6 +15,7 @@
 //! and peer services are registered but answer `UNIMPLEMENTED` (see [`service`]).
 
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod metrics;
 pub mod server;
