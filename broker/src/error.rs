@@ -1,10 +1,11 @@
 //! The broker's error type, and its one conversion into a gRPC status.
 //!
-//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, later
-//! not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
+//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, a
+//! refused peer stream, later not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
 //! configuration, a data directory of another node, a storage failure).
 
 use crate::config::{ConfigError, NodeId};
+use crate::transport::PeerRejected;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -13,12 +14,15 @@ use std::path::PathBuf;
 pub enum Error {
     /// The RPC exists in the wire contract but this build does not serve it yet.
     #[error(
-        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1 and server reflection are served"
+        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1, server reflection and the peer service are served"
     )]
     NotImplemented {
         /// Full method name, e.g. `paxlog.v1.Producer/Publish`.
         rpc: &'static str,
     },
+    /// A peer's `Peer/Stream` was refused; see [`PeerRejected`].
+    #[error(transparent)]
+    PeerRejected(#[from] PeerRejected),
     /// The node cannot go on; see [`Fatal`].
     #[error(transparent)]
     Fatal(#[from] Fatal),
@@ -128,6 +132,17 @@ impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
         match err {
             Error::NotImplemented { .. } => tonic::Status::unimplemented(err.to_string()),
+            Error::PeerRejected(rejected) => {
+                let code = match rejected {
+                    // A node outside the cluster (or a misconfigured one) is not allowed in.
+                    PeerRejected::UnknownPeer { .. } => tonic::Code::PermissionDenied,
+                    PeerRejected::WrongDirection { .. } | PeerRejected::BadHello { .. } => {
+                        tonic::Code::InvalidArgument
+                    }
+                    PeerRejected::ShuttingDown { .. } => tonic::Code::Unavailable,
+                };
+                tonic::Status::new(code, rejected.to_string())
+            }
             Error::Fatal(fatal) => tonic::Status::unavailable(format!(
                 "this broker cannot serve requests ({fatal}); retry on another broker"
             )),

@@ -4,9 +4,11 @@
 //!   run(config, shutdown)
 //!     ├─ Storage::open(data_dir, id)      refuses another node's directory
 //!     ├─ bind listen (gRPC) and metrics (HTTP)
-//!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services
+//!     ├─ PeerHub: dial lower-id peers; inbound messages ──▶ bounded mpsc (drained for now)
+//!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services (Peer from the hub)
 //!     │        └─▶ HTTP: GET /metrics
-//!     └─ on shutdown: health NOT_SERVING, stop accepting, drain (bounded), sync storage
+//!     └─ on shutdown: health NOT_SERVING, stop the hub and accepting, drain (bounded),
+//!        sync storage
 //! ```
 
 use crate::config::Config;
@@ -14,16 +16,17 @@ use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::service::{SERVICE_NAMES, Unimplemented};
 use crate::storage::Storage;
+use crate::transport::{Inbound, PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
-    metadata_server::MetadataServer, peer_server::PeerServer, producer_server::ProducerServer,
+    metadata_server::MetadataServer, producer_server::ProducerServer,
 };
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -33,6 +36,9 @@ use tracing::Instrument;
 /// How long shutdown waits for open gRPC calls and streams to finish before closing them.
 /// Long-lived streams (peer streams, health watches) never finish on their own.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Bound of the channel of Paxos messages from peers to the node. When it is full, peer
+/// streams stop being read and HTTP/2 flow control slows the peers down.
+pub const INBOUND_MESSAGES: usize = 16 * 1024;
 
 /// The node's two bound sockets. Binding separately from serving lets tests bind port 0
 /// and learn the address before the node starts.
@@ -120,7 +126,11 @@ async fn serve(
         .metrics
         .local_addr()
         .unwrap_or(config.metrics_addr()?);
-    let metrics = Arc::new(Metrics::new(config.id));
+    let mut metrics = Metrics::new(config.id);
+    let peer_metrics = PeerMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
+    let hub = PeerHub::new(config.id, config.members(), inbound, peer_metrics);
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
 
@@ -141,8 +151,16 @@ async fn serve(
     let metrics_task = tokio::spawn(
         metrics::http::serve(listeners.metrics, metrics.clone(), stopped.clone()).in_current_span(),
     );
+    // the replica driver consumes these (issue B)
+    let inbound_task = tokio::spawn(drain_inbound(inbound_rx, stopped.clone()).in_current_span());
     let mut grpc_stopped = stopped.clone();
+    let transport = TransportConfig::default();
     let grpc = Server::builder()
+        // Pings let the accepting side of a peer stream notice a peer that vanished.
+        .http2_keepalive_interval(Some(transport.keepalive_interval))
+        .http2_keepalive_timeout(Some(transport.keepalive_timeout))
+        // Peer batches are up to megabytes; see the dialer's matching setting.
+        .http2_adaptive_window(Some(true))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -151,7 +169,7 @@ async fn serve(
         .add_service(ProducerServer::new(Unimplemented))
         .add_service(ConsumerServer::new(Unimplemented))
         .add_service(GroupsServer::new(Unimplemented))
-        .add_service(PeerServer::new(Unimplemented))
+        .add_service(hub.service())
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             async move {
@@ -178,6 +196,9 @@ async fn serve(
     metrics.set_up(false);
     set_health(&health, ServingStatus::NotServing).await;
     stop.send_replace(true);
+    // Peer streams never end on their own; stopping the hub ends them, so the graceful
+    // drain below does not wait for them.
+    hub.shutdown();
     let grpc_result = match early_exit {
         Some(result) => result,
         None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc).await {
@@ -188,6 +209,8 @@ async fn serve(
             }
         },
     };
+    drop(hub);
+    let _ = inbound_task.await;
     let metrics_result = metrics_task.await.map_err(|source| Fatal::Task {
         task: "metrics",
         source,
@@ -212,4 +235,20 @@ async fn set_health(health: &HealthReporter, status: ServingStatus) {
     for name in SERVICE_NAMES {
         health.set_service_status(name, status).await;
     }
+}
+
+/// Takes peer messages off the inbound channel until shutdown, standing in for the replica
+/// driver that will consume them (the hub already counts them as received).
+async fn drain_inbound(mut inbound: mpsc::Receiver<Inbound>, mut stopped: watch::Receiver<bool>) {
+    let mut drained: u64 = 0;
+    loop {
+        tokio::select! {
+            message = inbound.recv() => match message {
+                Some(_) => drained += 1,
+                None => break,
+            },
+            _ = stopped.wait_for(|stop| *stop) => break,
+        }
+    }
+    tracing::debug!(drained, "stopped draining peer messages");
 }

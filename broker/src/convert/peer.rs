@@ -1,4 +1,4 @@
-//! The peer protocol: [`consensus::Message`] of a Paxos group ⇄ [`pb::GroupMessage`], and
+//! The peer protocol: [`Message`] of a Paxos group ⇄ [`pb::GroupMessage`], and
 //! the messages of a [`pb::PeerBatch`].
 //!
 //! ```text

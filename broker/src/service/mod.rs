@@ -1,8 +1,9 @@
 //! The gRPC services of `paxlog.v1`.
 //!
-//! In this build every client and peer RPC answers `UNIMPLEMENTED` ([`Unimplemented`]);
-//! the services are registered anyway so that routing, health and reflection already show
-//! the final shape of the node.
+//! In this build every client RPC answers `UNIMPLEMENTED` ([`Unimplemented`]); the
+//! services are registered anyway so that routing, health and reflection already show the
+//! final shape of the node. The peer service is the replication transport's
+//! ([`crate::transport::PeerHub::service`]).
 
 mod stub;
 
