@@ -1,11 +1,12 @@
 //! The broker's error type, and its one conversion into a gRPC status.
 //!
-//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, later
-//! not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
+//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, a
+//! refused peer stream, later not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
 //! configuration, a data directory of another node, a storage failure).
 
 use crate::config::{ConfigError, NodeId};
 use crate::storage::StorageError;
+use crate::transport::PeerRejected;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 pub enum Error {
     /// The RPC exists in the wire contract but this build does not serve it yet.
     #[error(
-        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1 and server reflection are served"
+        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1, server reflection and the peer service are served"
     )]
     NotImplemented {
         /// Full method name, e.g. `paxlog.v1.Producer/Publish`.
@@ -24,6 +25,9 @@ pub enum Error {
     /// replica (corrupt data, an offset out of range, a RocksDB failure).
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A peer's `Peer/Stream` was refused; see [`PeerRejected`].
+    #[error(transparent)]
+    PeerRejected(#[from] PeerRejected),
     /// The node cannot go on; see [`Fatal`].
     #[error(transparent)]
     Fatal(#[from] Fatal),
@@ -211,6 +215,16 @@ impl From<Error> for tonic::Status {
         let message = err.to_string();
         let (code, wire, leader) = match &err {
             Error::NotImplemented { .. } => (Code::Unimplemented, C::Unspecified, None),
+            // A node outside the cluster (or a misconfigured one) is not let in.
+            Error::PeerRejected(PeerRejected::UnknownPeer { .. }) => {
+                (Code::PermissionDenied, C::InvalidRequest, None)
+            }
+            Error::PeerRejected(PeerRejected::WrongDirection { .. } | PeerRejected::BadHello { .. }) => {
+                (Code::InvalidArgument, C::InvalidRequest, None)
+            }
+            Error::PeerRejected(PeerRejected::ShuttingDown { .. }) => {
+                (Code::Unavailable, C::Unspecified, None)
+            }
             Error::Fatal(_) => (Code::Unavailable, C::StorageFatal, None),
             Error::NotLeader { leader } => (Code::FailedPrecondition, C::NotLeader, leader.clone()),
             Error::UnknownTopic(_) | Error::Meta(M::UnknownTopic(_)) => {

@@ -58,7 +58,7 @@ impl DriverConfig {
 pub struct Driver {
     cfg: DriverConfig,
     db: Arc<Db>,
-    hub: PeerHub,
+    hub: Arc<PeerHub>,
     view: Arc<View>,
     groups: BTreeMap<u64, Group>,
     inbound: mpsc::Receiver<Inbound>,
@@ -75,7 +75,7 @@ impl Driver {
     pub fn open(
         cfg: DriverConfig,
         db: Arc<Db>,
-        hub: PeerHub,
+        hub: Arc<PeerHub>,
         inbound: mpsc::Receiver<Inbound>,
         commands: mpsc::Receiver<Command>,
     ) -> Result<(Driver, Arc<View>), Fatal> {
@@ -169,7 +169,7 @@ impl Driver {
         if g.stopped.is_some() {
             return;
         }
-        if let Err(e) = g.replica.step(m.msg) {
+        if let Err(e) = g.replica.step(m.message) {
             let id = g.id;
             self.stop_group(id, e.to_string());
         }
@@ -296,7 +296,8 @@ impl Driver {
         for effect in effects {
             match effect {
                 MetaEffect::Created(topic) => {
-                    for p in topic.partitions.iter().filter(|p| p.replicas.contains(&self.cfg.node)) {
+                    let node = self.cfg.node;
+                    for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
                         if !self.groups.contains_key(&p.group) {
                             self.open_partition(p)?;
                         }

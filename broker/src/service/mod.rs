@@ -7,6 +7,7 @@
 //!   Consumer ──► Db::read_records up to the high watermark (long-poll on its watch)
 //! ```
 //! `Groups` still answers `UNIMPLEMENTED` (issue C).
+//! The peer service is the replication transport's ([`crate::transport::PeerHub::service`]).
 
 mod admin;
 mod consumer;
