@@ -58,7 +58,7 @@ pub enum Error {
     RecordTooLarge {
         /// Position in the request.
         index: usize,
-        /// Its encoded size.
+        /// Its size: key, value, header names and values.
         size: usize,
         /// The limit.
         max: u32,

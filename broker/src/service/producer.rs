@@ -23,13 +23,23 @@ impl ClientApi {
     }
 }
 
+/// What `max_record_bytes` limits: the bytes a producer controls (key, value, header names
+/// and values), as the wire contract says; not the stored framing around them.
+fn record_size(r: &pb::Record) -> usize {
+    let headers: usize = r.headers.iter().map(|h| h.key.len() + h.value.len()).sum();
+    r.key.len() + r.value.len() + headers
+}
+
 #[tonic::async_trait]
 impl Producer for ClientApi {
     async fn init_producer(
         &self,
         _request: Request<pb::InitProducerRequest>,
     ) -> Result<Response<pb::InitProducerResponse>, Status> {
-        Err(Error::NotImplemented { rpc: "paxlog.v1.Producer/InitProducer" }.into())
+        Err(Error::NotImplemented {
+            rpc: "paxlog.v1.Producer/InitProducer",
+        }
+        .into())
     }
 
     async fn publish(
@@ -50,16 +60,29 @@ impl Producer for ClientApi {
         if leader != Some(self.inner.node) {
             return Err(self.not_leader(leader).into());
         }
-        let now = now_ms();
-        let timeout = timeout_of(r.timeout_ms);
-        let records: Vec<_> = r.records.into_iter().map(|rec| record_from_wire(rec, now)).collect();
-        for (index, rec) in records.iter().enumerate() {
-            let size = rec.encoded_len();
+        for (index, rec) in r.records.iter().enumerate() {
+            let size = record_size(rec);
             if size > self.inner.max_record_bytes as usize {
-                return Err(Error::RecordTooLarge { index, size, max: self.inner.max_record_bytes }.into());
+                return Err(Error::RecordTooLarge {
+                    index,
+                    size,
+                    max: self.inner.max_record_bytes,
+                }
+                .into());
             }
         }
-        let payload = PartitionCommand::Append(AppendBatch { producer: None, records }).encode();
+        let now = now_ms();
+        let timeout = timeout_of(r.timeout_ms);
+        let records: Vec<_> = r
+            .records
+            .into_iter()
+            .map(|rec| record_from_wire(rec, now))
+            .collect();
+        let payload = PartitionCommand::Append(AppendBatch {
+            producer: None,
+            records,
+        })
+        .encode();
         let propose = self.inner.driver.propose(p.group, payload);
         let applied = match tokio::time::timeout(timeout, propose).await {
             Err(_) => return Err(Error::Timeout(timeout.as_millis() as u64).into()),

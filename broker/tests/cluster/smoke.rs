@@ -35,7 +35,10 @@ async fn publish_then_fetch_from_every_replica() {
                 if got == want {
                     break;
                 }
-                assert!(std::time::Instant::now() < deadline, "node {id} partition {p}: {got:?}");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "node {id} partition {p}: {got:?}"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         }
