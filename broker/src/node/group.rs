@@ -132,7 +132,9 @@ impl Group {
         value: Value,
         index: &mut GroupCommit,
     ) -> Result<Option<MetaEffect>, String> {
-        let Value::Data(bytes) = value else { return Ok(None) };
+        let Value::Data(bytes) = value else {
+            return Ok(None);
+        };
         let waiting = self.waiting.contains_key(&slot);
         match &mut self.kind {
             Kind::Meta(state) => {
@@ -158,7 +160,8 @@ impl Group {
                 index.index(self.id, base_offset, slot, count);
                 *next_offset += count as u64;
                 if waiting {
-                    self.results.insert(slot, Proposed::Append(AppendResult { base_offset, count }));
+                    self.results
+                        .insert(slot, Proposed::Append(AppendResult { base_offset, count }));
                 }
                 Ok(None)
             }
@@ -167,7 +170,9 @@ impl Group {
 
     /// Answers the proposer of an outcome.
     pub(super) fn answer(&mut self, outcome: Outcome) {
-        let Some((id, reply)) = self.waiting.remove(&outcome.id.slot) else { return };
+        let Some((id, reply)) = self.waiting.remove(&outcome.id.slot) else {
+            return;
+        };
         if id != outcome.id {
             self.waiting.insert(outcome.id.slot, (id, reply));
             return;
@@ -175,7 +180,10 @@ impl Group {
         let result = self.results.remove(&id.slot);
         let answer = match (outcome.result, result) {
             (Ok(()), Some(applied)) => Ok(applied),
-            (Ok(()), None) => Ok(Proposed::Append(AppendResult { base_offset: 0, count: 0 })),
+            // Decided, but not applied here: applying it failed and this replica stops. The
+            // write is stored (elsewhere at least), at offsets this replica never assigned,
+            // so the client must not be told any.
+            (Ok(()), None) => Err(ProposeFailure::Unknown),
             (Err(_), _) => Err(ProposeFailure::Unknown),
         };
         let _ = reply.send(answer);
@@ -195,5 +203,82 @@ impl Group {
             Kind::Partition { next_offset } => *next_offset,
             Kind::Meta(_) => 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::codec::{AppendBatch, Record};
+    use crate::storage::Db;
+    use paxlog_consensus::{Ballot, Config};
+    use std::sync::Arc;
+
+    fn partition() -> (tempfile::TempDir, Group) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Arc::new(Db::open(dir.path(), 1).expect("open"));
+        let config = Config {
+            id: 1,
+            voters: vec![1],
+            ..Config::default()
+        };
+        let replica = Replica::new(config, GroupStore::new(db, 1)).expect("replica");
+        (
+            dir,
+            Group::new(1, replica, Kind::Partition { next_offset: 5 }),
+        )
+    }
+
+    fn wait(
+        g: &mut Group,
+        slot: Slot,
+    ) -> (
+        ProposalId,
+        oneshot::Receiver<Result<Proposed, ProposeFailure>>,
+    ) {
+        let id = ProposalId {
+            ballot: Ballot::new(1, 1),
+            slot,
+        };
+        let (reply, rx) = oneshot::channel();
+        g.waiting.insert(slot, (id, reply));
+        (id, rx)
+    }
+
+    #[test]
+    fn an_applied_batch_is_acknowledged_with_the_offsets_it_got() {
+        let (_dir, mut g) = partition();
+        let (id, mut rx) = wait(&mut g, 7);
+        let batch = AppendBatch {
+            producer: None,
+            records: vec![Record::default(); 3],
+        };
+        let value = Value::Data(PartitionCommand::Append(batch).encode());
+        g.apply(7, value, &mut GroupCommit::new()).expect("apply");
+        g.answer(Outcome { id, result: Ok(()) });
+        let applied = AppendResult {
+            base_offset: 5,
+            count: 3,
+        };
+        assert_eq!(
+            rx.try_recv().expect("answered"),
+            Ok(Proposed::Append(applied))
+        );
+        assert_eq!(g.high_watermark(), 8);
+    }
+
+    /// Regression: a decided proposal whose apply failed (an unreadable batch stops the
+    /// replica) was acknowledged as written at offset 0.
+    #[test]
+    fn a_decided_proposal_that_was_not_applied_gets_no_offsets() {
+        let (_dir, mut g) = partition();
+        let (id, mut rx) = wait(&mut g, 7);
+        let unreadable = Value::Data(bytes::Bytes::from_static(b"\x09garbage"));
+        assert!(g.apply(7, unreadable, &mut GroupCommit::new()).is_err());
+        g.answer(Outcome { id, result: Ok(()) });
+        assert_eq!(
+            rx.try_recv().expect("answered"),
+            Err(ProposeFailure::Unknown)
+        );
     }
 }

@@ -51,15 +51,8 @@ impl Producer for ClientApi {
         if r.records.is_empty() {
             return Err(Error::InvalidRequest("a publish needs at least one record".into()).into());
         }
-        let partition = self.choose_partition(&r, topic.partitions.len() as u32);
-        let p = self.partition(&topic, partition)?;
-        if !p.replicas.contains(&self.inner.node) {
-            return Err(self.not_leader(p.replicas.first().copied()).into());
-        }
-        let leader = self.leader_of(p.group);
-        if leader != Some(self.inner.node) {
-            return Err(self.not_leader(leader).into());
-        }
+        // A malformed request is refused wherever it lands, before any routing: a client must
+        // not be sent to the leader only to be refused there.
         for (index, rec) in r.records.iter().enumerate() {
             let size = record_size(rec);
             if size > self.inner.max_record_bytes as usize {
@@ -70,6 +63,15 @@ impl Producer for ClientApi {
                 }
                 .into());
             }
+        }
+        let partition = self.choose_partition(&r, topic.partitions.len() as u32);
+        let p = self.partition(&topic, partition)?;
+        if !p.replicas.contains(&self.inner.node) {
+            return Err(self.not_leader(p.replicas.first().copied()).into());
+        }
+        let leader = self.leader_of(p.group);
+        if leader != Some(self.inner.node) {
+            return Err(self.not_leader(leader).into());
         }
         let now = now_ms();
         let timeout = timeout_of(r.timeout_ms);

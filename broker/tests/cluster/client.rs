@@ -2,12 +2,14 @@
 //! what certainly was not written, and records every write whose outcome it cannot know.
 //! And the checker of what a partition holds against what producers were told.
 
-use super::harness::{DEADLINE, channel};
+use super::harness::{DEADLINE, POLL, channel, record};
 use paxlog_proto::v1 as pb;
 use pb::producer_client::ProducerClient;
 use prost::Message as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -195,6 +197,42 @@ impl Producer {
                 }
             }
         }
+    }
+}
+
+/// Publishes `count` records with the unique values `{prefix}-{i:05}`, one per publish and
+/// one publish at a time, counting each finished write in `done`.
+pub async fn produce_sequence(
+    mut producer: Producer,
+    prefix: String,
+    count: usize,
+    done: Arc<AtomicUsize>,
+) -> (History, Redirects) {
+    let mut history = History::default();
+    for i in 0..count {
+        let value = format!("{prefix}-{i:05}");
+        let sent = producer.send(vec![record("k", &value)]).await;
+        if let Sent::Unknown(why) = &sent {
+            eprintln!("{value} has an unknown outcome: {why}");
+        }
+        history.record(&[value], &sent);
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+    (history, producer.redirects)
+}
+
+/// Waits until `done` reaches `at_least` (producers make progress), panicking after
+/// [`DEADLINE`] with `context`.
+pub async fn wait_progress(done: &AtomicUsize, at_least: usize, context: impl Fn() -> String) {
+    let deadline = Instant::now() + DEADLINE;
+    while done.load(Ordering::Relaxed) < at_least {
+        assert!(
+            Instant::now() < deadline,
+            "producers stalled at {} records\n{}",
+            done.load(Ordering::Relaxed),
+            context()
+        );
+        tokio::time::sleep(POLL).await;
     }
 }
 

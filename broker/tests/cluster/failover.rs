@@ -1,10 +1,10 @@
 //! Leader kills under load: acknowledged records survive every failover, exactly once, at
 //! the offsets they were acknowledged with; writes of unknown outcome appear at most once.
 
-use super::client::{History, Producer, Redirects, Sent, Tally, check};
-use super::harness::{Cluster, DEADLINE, POLL, read_all, record, wait_replica_equals};
+use super::client::{Producer, Tally, check, produce_sequence, wait_progress};
+use super::harness::{Cluster, read_all, wait_replica_equals};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 const TOPIC: &str = "failover";
@@ -13,27 +13,6 @@ const RECORDS: usize = 10_000;
 /// Producers per partition, each one publish at a time: a partition leader has up to this
 /// many writes in flight, and each producer's own order stays checkable.
 const LANES: usize = 2;
-
-/// Publishes `count` records with unique values to `partition`, one at a time, counting
-/// each finished write in `done`.
-async fn produce(
-    mut producer: Producer,
-    (partition, lane): (u32, usize),
-    count: usize,
-    done: Arc<AtomicUsize>,
-) -> (History, Redirects) {
-    let mut history = History::default();
-    for i in 0..count {
-        let value = format!("p{partition}-{lane}-{i:05}");
-        let sent = producer.send(vec![record("k", &value)]).await;
-        if let Sent::Unknown(why) = &sent {
-            eprintln!("partition {partition}: {value} has an unknown outcome: {why}");
-        }
-        history.record(&[value], &sent);
-        done.fetch_add(1, Ordering::Relaxed);
-    }
-    (history, producer.redirects)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kills_under_load_lose_and_duplicate_nothing() {
@@ -51,7 +30,12 @@ async fn leader_kills_under_load_lose_and_duplicate_nothing() {
         let producer = Producer::new(c.addrs(), TOPIC, p, leaders[p as usize]);
         tasks.push((
             p,
-            tokio::spawn(produce(producer, (p, lane), count, done.clone())),
+            tokio::spawn(produce_sequence(
+                producer,
+                format!("p{p}-{lane}"),
+                count,
+                done.clone(),
+            )),
         ));
     }
 
@@ -59,16 +43,7 @@ async fn leader_kills_under_load_lose_and_duplicate_nothing() {
     let mut kills = Vec::new();
     for p in 0..PARTITIONS {
         let due = RECORDS * (p as usize + 1) / (PARTITIONS as usize + 1);
-        let deadline = Instant::now() + DEADLINE;
-        while done.load(Ordering::Relaxed) < due {
-            assert!(
-                Instant::now() < deadline,
-                "producers stalled at {} records\n{}",
-                done.load(Ordering::Relaxed),
-                c.logs()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        wait_progress(&done, due, || c.logs()).await;
         let victim = c.leaders(TOPIC).await[p as usize];
         c.kill(victim);
         let after = c.leaders(TOPIC).await;
