@@ -1,0 +1,11 @@
+//! Real three-node clusters: processes, RocksDB and gRPC on loopback. One file per concern;
+//! `harness` runs the nodes, `client` is a careful producer and the checker.
+
+mod bad_input;
+mod catchup;
+mod client;
+mod corruption;
+mod failover;
+mod harness;
+mod restart;
+mod smoke;
