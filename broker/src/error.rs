@@ -32,7 +32,10 @@ pub enum Error {
     #[error(transparent)]
     Fatal(#[from] Fatal),
     /// This broker does not lead the partition (or the metadata group).
-    #[error("this broker is not the leader{}; retry on the leader", leader_text(leader))]
+    #[error(
+        "this broker is not the leader{}; retry on the leader",
+        leader_text(leader)
+    )]
     NotLeader {
         /// The leader, if known: node id and address.
         leader: Option<(NodeId, String)>,
@@ -54,7 +57,9 @@ pub enum Error {
     #[error(transparent)]
     Meta(#[from] crate::metadata::MetaError),
     /// A record exceeds the configured limit.
-    #[error("record {index} is {size} bytes, above this broker's limit of {max} bytes (max_record_bytes): split it or raise the limit")]
+    #[error(
+        "record {index} is {size} bytes, above this broker's limit of {max} bytes (max_record_bytes): split it or raise the limit"
+    )]
     RecordTooLarge {
         /// Position in the request.
         index: usize,
@@ -67,7 +72,9 @@ pub enum Error {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// The offset is outside the partition's stored range.
-    #[error("offset {offset} is out of range: the partition holds offsets {start} to {end} (exclusive); fetch from within, e.g. from {start}")]
+    #[error(
+        "offset {offset} is out of range: the partition holds offsets {start} to {end} (exclusive); fetch from within, e.g. from {start}"
+    )]
     OffsetOutOfRange {
         /// Asked for.
         offset: u64,
@@ -80,10 +87,14 @@ pub enum Error {
     #[error("the partition leader is busy with too many writes in flight: retry with backoff")]
     Busy,
     /// Leadership changed before the write was decided.
-    #[error("leadership changed before the write was decided: it may or may not be stored; retry (an idempotent producer makes the retry safe)")]
+    #[error(
+        "leadership changed before the write was decided: it may or may not be stored; retry (an idempotent producer makes the retry safe)"
+    )]
     OutcomeUnknown,
     /// The request did not complete in time.
-    #[error("timed out after {0} ms waiting for a majority of replicas: the write may or may not be stored; retry")]
+    #[error(
+        "timed out after {0} ms waiting for a majority of replicas: the write may or may not be stored; retry"
+    )]
     Timeout(u64),
     /// The replica of this partition stopped on this broker.
     #[error("this broker's replica of the partition stopped ({0}); use another replica")]
@@ -219,9 +230,9 @@ impl From<Error> for tonic::Status {
             Error::PeerRejected(PeerRejected::UnknownPeer { .. }) => {
                 (Code::PermissionDenied, C::InvalidRequest, None)
             }
-            Error::PeerRejected(PeerRejected::WrongDirection { .. } | PeerRejected::BadHello { .. }) => {
-                (Code::InvalidArgument, C::InvalidRequest, None)
-            }
+            Error::PeerRejected(
+                PeerRejected::WrongDirection { .. } | PeerRejected::BadHello { .. },
+            ) => (Code::InvalidArgument, C::InvalidRequest, None),
             Error::PeerRejected(PeerRejected::ShuttingDown { .. }) => {
                 (Code::Unavailable, C::Unspecified, None)
             }
@@ -253,7 +264,8 @@ impl From<Error> for tonic::Status {
         let detail = paxlog_proto::v1::Error {
             code: wire as i32,
             message: message.clone(),
-            leader: leader.map(|(node_id, address)| paxlog_proto::v1::LeaderHint { node_id, address }),
+            leader: leader
+                .map(|(node_id, address)| paxlog_proto::v1::LeaderHint { node_id, address }),
         };
         let details = prost::Message::encode_to_vec(&detail);
         tonic::Status::with_details(code, message, details.into())

@@ -14,10 +14,10 @@
 use crate::config::Config;
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
-use crate::service::{SERVICE_NAMES, Unimplemented};
-use crate::storage::Db;
 use crate::node::{Driver, DriverConfig, DriverHandle};
 use crate::service::ClientApi;
+use crate::service::{SERVICE_NAMES, Unimplemented};
+use crate::storage::Db;
 use crate::transport::{PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
@@ -136,7 +136,12 @@ async fn serve(
     let peer_metrics = PeerMetrics::register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
-    let hub = Arc::new(PeerHub::new(config.id, config.members(), inbound, peer_metrics));
+    let hub = Arc::new(PeerHub::new(
+        config.id,
+        config.members(),
+        inbound,
+        peer_metrics,
+    ));
     let (commands, commands_rx) = mpsc::channel(COMMANDS);
     let driver_config = DriverConfig::new(config.id, config.members().keys().copied().collect());
     let (driver, view) = {
@@ -145,7 +150,10 @@ async fn serve(
             Driver::open(driver_config, db, hub, inbound_rx, commands_rx)
         })
         .await
-        .map_err(|source| Fatal::Task { task: "recover replicas", source })??
+        .map_err(|source| Fatal::Task {
+            task: "recover replicas",
+            source,
+        })??
     };
     let api = ClientApi::new(
         config.id,
@@ -243,7 +251,10 @@ async fn serve(
         Some(result) => result,
         None => driver_task.await,
     };
-    driver_result.map_err(|source| Fatal::Task { task: "replica driver", source })??;
+    driver_result.map_err(|source| Fatal::Task {
+        task: "replica driver",
+        source,
+    })??;
     let metrics_result = metrics_task.await.map_err(|source| Fatal::Task {
         task: "metrics",
         source,

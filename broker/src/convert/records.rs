@@ -9,7 +9,11 @@ pub fn record_from_wire(r: pb::Record, now_ms: i64) -> Record {
         key: r.key,
         value: r.value,
         headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-        timestamp_ms: if r.timestamp_ms == 0 { now_ms } else { r.timestamp_ms },
+        timestamp_ms: if r.timestamp_ms == 0 {
+            now_ms
+        } else {
+            r.timestamp_ms
+        },
     }
 }
 
@@ -20,7 +24,11 @@ pub fn record_to_wire(offset: u64, r: Record) -> pb::StoredRecord {
         record: Some(pb::Record {
             key: r.key,
             value: r.value,
-            headers: r.headers.into_iter().map(|(key, value)| pb::Header { key, value }).collect(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(key, value)| pb::Header { key, value })
+                .collect(),
             timestamp_ms: r.timestamp_ms,
         }),
     }

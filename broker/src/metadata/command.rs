@@ -44,7 +44,10 @@ const VERSION: u32 = 1;
 impl MetaCommand {
     /// The stored form.
     pub fn encode(&self) -> bytes::Bytes {
-        let env = Envelope { v: VERSION, command: self.clone() };
+        let env = Envelope {
+            v: VERSION,
+            command: self.clone(),
+        };
         // Serializing plain strings and integers to a Vec cannot fail.
         bytes::Bytes::from(serde_json::to_vec(&env).unwrap_or_default())
     }
@@ -53,7 +56,10 @@ impl MetaCommand {
     pub fn decode(bytes: &[u8]) -> Result<MetaCommand, String> {
         let env: Envelope = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         if env.v > VERSION {
-            return Err(format!("metadata command version {} is newer than this build ({VERSION})", env.v));
+            return Err(format!(
+                "metadata command version {} is newer than this build ({VERSION})",
+                env.v
+            ));
         }
         Ok(env.command)
     }
@@ -72,7 +78,9 @@ mod tests {
             config: [("retention.ms".to_owned(), "1000".to_owned())].into(),
         };
         assert_eq!(MetaCommand::decode(&c.encode()), Ok(c));
-        let d = MetaCommand::DeleteTopic { name: "orders".into() };
+        let d = MetaCommand::DeleteTopic {
+            name: "orders".into(),
+        };
         assert_eq!(MetaCommand::decode(&d.encode()), Ok(d));
     }
 
@@ -80,6 +88,10 @@ mod tests {
     fn garbage_and_future_versions_are_refused() {
         assert!(MetaCommand::decode(b"\x00\x01garbage").is_err());
         let future = br#"{"v":99,"op":"delete_topic","name":"x"}"#;
-        assert!(MetaCommand::decode(future).expect_err("future").contains("newer"));
+        assert!(
+            MetaCommand::decode(future)
+                .expect_err("future")
+                .contains("newer")
+        );
     }
 }

@@ -30,7 +30,9 @@ pub const MAX_PARTITIONS: u32 = 4096;
 
 /// Checks a topic name: 1 to 249 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), MetaError> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if name.is_empty() || name.len() > MAX_TOPIC_NAME || !ok_chars || name == "." || name == ".." {
         return Err(MetaError::InvalidName(name.to_owned()));
     }

@@ -11,7 +11,9 @@ pub fn place(nodes: &[NodeId], start: u64, index: u32, replication: u32) -> Vec<
         return Vec::new();
     }
     let first = (start as usize + index as usize) % n;
-    (0..(replication as usize).min(n)).map(|k| nodes[(first + k) % n]).collect()
+    (0..(replication as usize).min(n))
+        .map(|k| nodes[(first + k) % n])
+        .collect()
 }
 
 #[cfg(test)]

@@ -86,14 +86,24 @@ impl MetadataState {
     /// Empty metadata for a cluster of `nodes`.
     pub fn new(mut nodes: Vec<NodeId>) -> Self {
         nodes.sort_unstable();
-        Self { nodes, topics: BTreeMap::new(), next_group: 1, applied: 0 }
+        Self {
+            nodes,
+            topics: BTreeMap::new(),
+            next_group: 1,
+            applied: 0,
+        }
     }
 
     /// Checks a command against the current state without applying it, so an admin request
     /// can be refused before it is proposed.
     pub fn check(&self, cmd: &MetaCommand) -> Result<(), MetaError> {
         match cmd {
-            MetaCommand::CreateTopic { name, partitions, replication, .. } => {
+            MetaCommand::CreateTopic {
+                name,
+                partitions,
+                replication,
+                ..
+            } => {
                 validate_topic_name(name)?;
                 if self.topics.contains_key(name) {
                     return Err(MetaError::TopicExists(name.clone()));
@@ -123,7 +133,12 @@ impl MetadataState {
             return Applied::Refused(e);
         }
         match cmd {
-            MetaCommand::CreateTopic { name, partitions, replication, config } => {
+            MetaCommand::CreateTopic {
+                name,
+                partitions,
+                replication,
+                config,
+            } => {
                 let start = self.next_group;
                 let parts = (0..partitions)
                     .map(|index| PartitionInfo {
@@ -133,7 +148,12 @@ impl MetadataState {
                     })
                     .collect();
                 self.next_group += partitions as u64;
-                let topic = Topic { name: name.clone(), partitions: parts, replication, config };
+                let topic = Topic {
+                    name: name.clone(),
+                    partitions: parts,
+                    replication,
+                    config,
+                };
                 self.topics.insert(name, topic.clone());
                 Applied::Created(topic)
             }
@@ -186,33 +206,51 @@ mod tests {
     #[test]
     fn create_assigns_fresh_groups_and_spreads_leaders() {
         let mut m = MetadataState::new(vec![3, 1, 2]);
-        let Applied::Created(t) = m.apply(1, create("a", 3, 3)) else { panic!("refused") };
+        let Applied::Created(t) = m.apply(1, create("a", 3, 3)) else {
+            panic!("refused")
+        };
         let groups: Vec<u64> = t.partitions.iter().map(|p| p.group).collect();
         assert_eq!(groups, vec![1, 2, 3]);
         let leaders: Vec<u64> = t.partitions.iter().map(|p| p.replicas[0]).collect();
         assert_eq!(leaders, vec![2, 3, 1]);
-        let Applied::Created(t2) = m.apply(2, create("b", 1, 1)) else { panic!("refused") };
+        let Applied::Created(t2) = m.apply(2, create("b", 1, 1)) else {
+            panic!("refused")
+        };
         assert_eq!(t2.partitions[0].group, 4, "group ids are never reused");
         m.apply(3, MetaCommand::DeleteTopic { name: "a".into() });
-        let Applied::Created(t3) = m.apply(4, create("a", 1, 1)) else { panic!("refused") };
+        let Applied::Created(t3) = m.apply(4, create("a", 1, 1)) else {
+            panic!("refused")
+        };
         assert_eq!(t3.partitions[0].group, 5, "not even after a delete");
     }
 
     #[test]
     fn bad_commands_are_refused_with_reasons() {
         let mut m = MetadataState::new(vec![1, 2, 3]);
-        assert!(matches!(m.apply(1, create("", 1, 1)), Applied::Refused(MetaError::InvalidName(_))));
-        assert!(matches!(m.apply(2, create("a/b", 1, 1)), Applied::Refused(MetaError::InvalidName(_))));
+        assert!(matches!(
+            m.apply(1, create("", 1, 1)),
+            Applied::Refused(MetaError::InvalidName(_))
+        ));
+        assert!(matches!(
+            m.apply(2, create("a/b", 1, 1)),
+            Applied::Refused(MetaError::InvalidName(_))
+        ));
         assert!(matches!(
             m.apply(3, create("a", 0, 1)),
             Applied::Refused(MetaError::InvalidPartitions(0))
         ));
         assert!(matches!(
             m.apply(4, create("a", 1, 4)),
-            Applied::Refused(MetaError::InvalidReplication { requested: 4, brokers: 3 })
+            Applied::Refused(MetaError::InvalidReplication {
+                requested: 4,
+                brokers: 3
+            })
         ));
         assert!(matches!(m.apply(5, create("a", 1, 3)), Applied::Created(_)));
-        assert!(matches!(m.apply(6, create("a", 1, 3)), Applied::Refused(MetaError::TopicExists(_))));
+        assert!(matches!(
+            m.apply(6, create("a", 1, 3)),
+            Applied::Refused(MetaError::TopicExists(_))
+        ));
         assert!(matches!(
             m.apply(7, MetaCommand::DeleteTopic { name: "zz".into() }),
             Applied::Refused(MetaError::UnknownTopic(_))

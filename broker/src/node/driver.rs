@@ -1,9 +1,9 @@
 //! The replica driver: the one place that executes `Ready`s — persist (one synced write for
 //! every group), then send, then apply — for the metadata group and every local partition.
 
+use super::Command;
 use super::group::{Group, Kind, MetaEffect};
 use super::view::{GroupStatus, View};
-use super::Command;
 use crate::config::NodeId;
 use crate::error::Fatal;
 use crate::metadata::{METADATA_GROUP, MetaCommand, MetadataState, PartitionInfo};
@@ -30,12 +30,16 @@ pub struct DriverConfig {
 impl DriverConfig {
     /// Defaults for a node: 10 ms ticks.
     pub fn new(node: NodeId, members: Vec<NodeId>) -> Self {
-        Self { node, members, tick: Duration::from_millis(10) }
+        Self {
+            node,
+            members,
+            tick: Duration::from_millis(10),
+        }
     }
 
     /// The replica configuration of `group`. The preferred leader times out first, so it
     /// usually wins the first election and leadership spreads as placement intends.
-    fn replica(&self, group: u64, voters: Vec<NodeId>, preferred: NodeId, repairing: bool) -> ReplicaConfig {
+    fn replica(&self, group: u64, voters: Vec<NodeId>, preferred: NodeId) -> ReplicaConfig {
         let fast = preferred == self.node;
         ReplicaConfig {
             id: self.node,
@@ -47,7 +51,7 @@ impl DriverConfig {
             max_inflight: 1024,
             max_batch_entries: 256,
             seed: self.node.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ group,
-            repairing,
+            repairing: false,
         }
     }
 }
@@ -81,20 +85,39 @@ impl Driver {
     ) -> Result<(Driver, Arc<View>), Fatal> {
         let meta_store = GroupStore::new(db.clone(), METADATA_GROUP);
         let mut meta = MetadataState::new(cfg.members.clone());
-        let init = meta_store.initial_state().map_err(|e| fatal("reading metadata", e))?;
-        for (slot, entry) in meta_store.entries(1, init.decided).map_err(|e| fatal("reading metadata", e))? {
+        let init = meta_store
+            .initial_state()
+            .map_err(|e| fatal("reading metadata", e))?;
+        for (slot, entry) in meta_store
+            .entries(1, init.decided)
+            .map_err(|e| fatal("reading metadata", e))?
+        {
             if let Value::Data(bytes) = entry.value {
                 let cmd = MetaCommand::decode(&bytes).map_err(|e| fatal("decoding metadata", e))?;
                 meta.apply(slot, cmd);
             }
         }
         let preferred = cfg.members.iter().copied().min().unwrap_or(cfg.node);
-        let meta_replica = Replica::new(cfg.replica(METADATA_GROUP, cfg.members.clone(), preferred, false), meta_store)
-            .map_err(|e| fatal("starting the metadata replica", e))?;
+        let meta_replica = Replica::new(
+            cfg.replica(METADATA_GROUP, cfg.members.clone(), preferred),
+            meta_store,
+        )
+        .map_err(|e| fatal("starting the metadata replica", e))?;
         let hosted = meta.hosted_by(cfg.node);
         let view = Arc::new(View::new(meta.clone()));
-        let mut driver = Driver { cfg, db, hub, view: view.clone(), groups: BTreeMap::new(), inbound, commands };
-        driver.groups.insert(METADATA_GROUP, Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta)));
+        let mut driver = Driver {
+            cfg,
+            db,
+            hub,
+            view: view.clone(),
+            groups: BTreeMap::new(),
+            inbound,
+            commands,
+        };
+        driver.groups.insert(
+            METADATA_GROUP,
+            Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta)),
+        );
         for p in hosted {
             driver.open_partition(&p)?;
         }
@@ -106,23 +129,43 @@ impl Driver {
     /// whose data is corrupt is wiped and rejoins without a vote until it has caught up.
     fn open_partition(&mut self, p: &PartitionInfo) -> Result<(), Fatal> {
         let store = GroupStore::new(self.db.clone(), p.group);
-        let repairing = match self.db.verify_group(p.group) {
-            Ok(_) => false,
-            Err(e) => {
-                tracing::error!(node = self.cfg.node, partition = p.group, error = %e,
-                    "corrupt partition data: wiping this replica; it rejoins without a vote and catches up from its peers");
-                self.db.wipe_group(p.group).map_err(|e| fatal("wiping a corrupt partition", e))?;
-                true
-            }
-        };
-        let init = store.initial_state().map_err(|e| fatal("reading a partition", e))?;
+        if let Err(e) = self.db.verify_group(p.group) {
+            // Never serve or vote with bad data. Rejoining empty without a vote is not yet
+            // safe (the consensus simulation breaks Config::repairing), so the replica is
+            // taken out of service and the data kept for inspection; the partition's other
+            // replicas go on serving it.
+            let why = format!("corrupt data found: {e}");
+            tracing::error!(node = self.cfg.node, partition = p.group, error = %e,
+                "corrupt data found: this replica is out of service (not serving, not voting); the other replicas keep serving the partition; \
+                 its other partitions are unaffected; repairing a replica in place comes with membership changes");
+            self.view.update_group(p.group, |_| {
+                Some(GroupStatus {
+                    leader: None,
+                    decided: 0,
+                    high_watermark: watch::channel(0).1,
+                    log_start: 0,
+                    stopped: Some(why),
+                })
+            });
+            return Ok(());
+        }
+        let init = store
+            .initial_state()
+            .map_err(|e| fatal("reading a partition", e))?;
         // Offsets: continue from the last indexed batch, re-indexing decided slots after it.
-        let (mut next_offset, mut from_slot) = match self.db.last_indexed(p.group).map_err(|e| fatal("reading the offset index", e))? {
+        let (mut next_offset, mut from_slot) = match self
+            .db
+            .last_indexed(p.group)
+            .map_err(|e| fatal("reading the offset index", e))?
+        {
             Some(last) => (last.end_offset(), last.slot + 1),
             None => (0, 1),
         };
         let mut index = GroupCommit::new();
-        for (slot, entry) in store.entries(from_slot, init.decided).map_err(|e| fatal("reading a partition", e))? {
+        for (slot, entry) in store
+            .entries(from_slot, init.decided)
+            .map_err(|e| fatal("reading a partition", e))?
+        {
             if let Value::Data(bytes) = entry.value {
                 let PartitionCommand::Append(batch) = PartitionCommand::decode_bytes(bytes)
                     .map_err(|e| fatal("decoding a stored batch", e))?;
@@ -133,11 +176,17 @@ impl Driver {
             from_slot = slot + 1;
         }
         let _ = from_slot;
-        self.db.commit(index, false).map_err(|e| fatal("rebuilding the offset index", e))?;
+        self.db
+            .commit(index, false)
+            .map_err(|e| fatal("rebuilding the offset index", e))?;
         let preferred = p.replicas.first().copied().unwrap_or(self.cfg.node);
-        let config = self.cfg.replica(p.group, p.replicas.clone(), preferred, repairing);
-        let replica = Replica::new(config, store).map_err(|e| fatal("starting a partition replica", e))?;
-        self.groups.insert(p.group, Group::new(p.group, replica, Kind::Partition { next_offset }));
+        let config = self.cfg.replica(p.group, p.replicas.clone(), preferred);
+        let replica =
+            Replica::new(config, store).map_err(|e| fatal("starting a partition replica", e))?;
+        self.groups.insert(
+            p.group,
+            Group::new(p.group, replica, Kind::Partition { next_offset }),
+        );
         Ok(())
     }
 
@@ -165,7 +214,9 @@ impl Driver {
     }
 
     fn on_inbound(&mut self, m: Inbound) {
-        let Some(g) = self.groups.get_mut(&m.group) else { return };
+        let Some(g) = self.groups.get_mut(&m.group) else {
+            return;
+        };
         if g.stopped.is_some() {
             return;
         }
@@ -177,7 +228,11 @@ impl Driver {
 
     fn on_command(&mut self, c: Command) {
         match c {
-            Command::Propose { group, payload, reply } => match self.groups.get_mut(&group) {
+            Command::Propose {
+                group,
+                payload,
+                reply,
+            } => match self.groups.get_mut(&group) {
                 Some(g) => g.propose(payload, reply),
                 None => {
                     let _ = reply.send(Err(super::ProposeFailure::NotHosted));
@@ -244,7 +299,9 @@ impl Driver {
             let mut answers = Vec::new();
             let mut failed = Vec::new();
             for (id, ready) in readies {
-                let Some(g) = self.groups.get_mut(&id) else { continue };
+                let Some(g) = self.groups.get_mut(&id) else {
+                    continue;
+                };
                 if let Err(e) = g.replica.persisted(ready.number) {
                     failed.push((id, e.to_string()));
                     continue;
@@ -270,7 +327,9 @@ impl Driver {
             }
             if !index.is_empty() {
                 // Not synced: the index is rebuilt from the log on restart.
-                self.db.commit(index, false).map_err(|e| fatal("writing the offset index", e))?;
+                self.db
+                    .commit(index, false)
+                    .map_err(|e| fatal("writing the offset index", e))?;
             }
             for (id, outcomes) in answers {
                 if let Some(g) = self.groups.get_mut(&id) {
@@ -297,24 +356,40 @@ impl Driver {
             match effect {
                 MetaEffect::Created(topic) => {
                     let node = self.cfg.node;
-                    for p in topic.partitions.iter().filter(|p| p.replicas.contains(&node)) {
+                    for p in topic
+                        .partitions
+                        .iter()
+                        .filter(|p| p.replicas.contains(&node))
+                    {
                         if !self.groups.contains_key(&p.group) {
                             self.open_partition(p)?;
                         }
                     }
                 }
                 MetaEffect::Deleted(topic) => {
-                    for p in &topic.partitions {
+                    let node = self.cfg.node;
+                    for p in topic
+                        .partitions
+                        .iter()
+                        .filter(|p| p.replicas.contains(&node))
+                    {
                         if let Some(mut g) = self.groups.remove(&p.group) {
                             g.fail_all("the topic was deleted");
-                            self.view.remove_group(p.group);
-                            self.db.wipe_group(p.group).map_err(|e| fatal("deleting a topic's data", e))?;
                         }
+                        // Also a replica taken out of service: its data goes with the topic.
+                        self.view.remove_group(p.group);
+                        self.db
+                            .wipe_group(p.group)
+                            .map_err(|e| fatal("deleting a topic's data", e))?;
                     }
                 }
             }
         }
-        if let Some(Group { kind: Kind::Meta(meta), .. }) = self.groups.get(&METADATA_GROUP) {
+        if let Some(Group {
+            kind: Kind::Meta(meta),
+            ..
+        }) = self.groups.get(&METADATA_GROUP)
+        {
             self.view.set_metadata(meta.clone());
         }
         Ok(())
@@ -334,8 +409,20 @@ impl Driver {
             let log_start = self.db.log_start_offset(g.id).unwrap_or(0);
             let stopped = g.stopped.clone();
             self.view.update_group(g.id, move |old| match old {
-                Some(s) if s.leader == status.leader && s.decided == status.decided && s.stopped == stopped => None,
-                _ => Some(GroupStatus { leader: status.leader, decided: status.decided, high_watermark: rx, log_start, stopped }),
+                Some(s)
+                    if s.leader == status.leader
+                        && s.decided == status.decided
+                        && s.stopped == stopped =>
+                {
+                    None
+                }
+                _ => Some(GroupStatus {
+                    leader: status.leader,
+                    decided: status.decided,
+                    high_watermark: rx,
+                    log_start,
+                    stopped,
+                }),
             });
         }
     }

@@ -51,7 +51,11 @@ impl DriverHandle {
     pub async fn propose(&self, group: u64, payload: Bytes) -> Result<Proposed, ProposeFailure> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Propose { group, payload, reply })
+            .send(Command::Propose {
+                group,
+                payload,
+                reply,
+            })
             .await
             .map_err(|_| ProposeFailure::ShuttingDown)?;
         rx.await.map_err(|_| ProposeFailure::ShuttingDown)?

@@ -34,7 +34,11 @@ impl View {
     /// A view over `meta`.
     pub fn new(meta: MetadataState) -> Self {
         let (meta_version, _) = watch::channel(meta.applied);
-        Self { meta: RwLock::new(meta), groups: RwLock::new(BTreeMap::new()), meta_version }
+        Self {
+            meta: RwLock::new(meta),
+            groups: RwLock::new(BTreeMap::new()),
+            meta_version,
+        }
     }
 
     /// A copy of the metadata.
@@ -55,15 +59,26 @@ impl View {
 
     /// The status of a local group.
     pub fn group(&self, group: u64) -> Option<GroupStatus> {
-        self.groups.read().unwrap_or_else(|p| p.into_inner()).get(&group).cloned()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&group)
+            .cloned()
     }
 
     /// Every local group's status.
     pub fn groups(&self) -> BTreeMap<u64, GroupStatus> {
-        self.groups.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    pub(super) fn update_group(&self, group: u64, f: impl FnOnce(Option<&mut GroupStatus>) -> Option<GroupStatus>) {
+    pub(super) fn update_group(
+        &self,
+        group: u64,
+        f: impl FnOnce(Option<&mut GroupStatus>) -> Option<GroupStatus>,
+    ) {
         let mut groups = self.groups.write().unwrap_or_else(|p| p.into_inner());
         match groups.get_mut(&group) {
             Some(s) => {
@@ -80,6 +95,9 @@ impl View {
     }
 
     pub(super) fn remove_group(&self, group: u64) {
-        self.groups.write().unwrap_or_else(|p| p.into_inner()).remove(&group);
+        self.groups
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&group);
     }
 }

@@ -16,7 +16,9 @@ impl ClientApi {
         match tokio::time::timeout(timeout, propose).await {
             Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
             Ok(Ok(Proposed::Meta(applied))) => Ok(applied),
-            Ok(Ok(Proposed::Append(_))) => Err(Error::InvalidRequest("not a metadata result".into())),
+            Ok(Ok(Proposed::Append(_))) => {
+                Err(Error::InvalidRequest("not a metadata result".into()))
+            }
             Ok(Err(e)) => Err(self.propose_error(e)),
         }
     }
@@ -91,7 +93,10 @@ impl Admin for ClientApi {
         match self.change_metadata(cmd, timeout).await? {
             Applied::Created(topic) => {
                 self.await_leaders(&topic, timeout).await;
-                Ok(Response::new(pb::CreateTopicResponse { error: None, topic: Some(self.describe(&topic)) }))
+                Ok(Response::new(pb::CreateTopicResponse {
+                    error: None,
+                    topic: Some(self.describe(&topic)),
+                }))
             }
             Applied::Refused(e) => Err(Error::Meta(e).into()),
             Applied::Deleted(_) => Err(Error::InvalidRequest("unexpected result".into()).into()),
@@ -126,7 +131,10 @@ impl Admin for ClientApi {
                 replication_factor: t.replication,
             })
             .collect();
-        Ok(Response::new(pb::ListTopicsResponse { error: None, topics }))
+        Ok(Response::new(pb::ListTopicsResponse {
+            error: None,
+            topics,
+        }))
     }
 
     async fn describe_topic(
@@ -134,6 +142,9 @@ impl Admin for ClientApi {
         request: Request<pb::DescribeTopicRequest>,
     ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
         let topic = self.topic(&request.into_inner().name)?;
-        Ok(Response::new(pb::DescribeTopicResponse { error: None, topic: Some(self.describe(&topic)) }))
+        Ok(Response::new(pb::DescribeTopicResponse {
+            error: None,
+            topic: Some(self.describe(&topic)),
+        }))
     }
 }

@@ -47,26 +47,45 @@ impl ClientApi {
         max_bytes: u32,
         deadline: Instant,
     ) -> Result<Fetched, Error> {
-        let status = self.inner.view.group(p.group).ok_or_else(|| self.not_leader(None))?;
+        let status = self
+            .inner
+            .view
+            .group(p.group)
+            .ok_or_else(|| self.not_leader(None))?;
         if let Some(why) = status.stopped {
             return Err(Error::ReplicaStopped(why));
         }
         let mut hwm_rx = status.high_watermark;
         loop {
             let hwm = *hwm_rx.borrow_and_update();
-            let log_start = self.inner.db.log_start_offset(p.group).map_err(|e| Error::ReplicaStopped(e.to_string()))?;
+            let log_start = self
+                .inner
+                .db
+                .log_start_offset(p.group)
+                .map_err(|e| Error::ReplicaStopped(e.to_string()))?;
             let leading = self.leader_of(p.group) == Some(self.inner.node);
             if offset < log_start || (offset > hwm && leading) {
-                return Err(Error::OffsetOutOfRange { offset, start: log_start, end: hwm });
+                return Err(Error::OffsetOutOfRange {
+                    offset,
+                    start: log_start,
+                    end: hwm,
+                });
             }
-            let mut fetched = Fetched { records: Vec::new(), bytes: 0, high_watermark: hwm, log_start };
+            let mut fetched = Fetched {
+                records: Vec::new(),
+                bytes: 0,
+                high_watermark: hwm,
+                log_start,
+            };
             if offset < hwm {
                 let db = self.inner.db.clone();
                 let group = p.group;
-                let read = tokio::task::spawn_blocking(move || db.read_records(group, offset, hwm, max_bytes as usize))
-                    .await
-                    .map_err(|e| Error::ReplicaStopped(e.to_string()))?
-                    .map_err(|e| Error::ReplicaStopped(e.to_string()))?;
+                let read = tokio::task::spawn_blocking(move || {
+                    db.read_records(group, offset, hwm, max_bytes as usize)
+                })
+                .await
+                .map_err(|e| Error::ReplicaStopped(e.to_string()))?
+                .map_err(|e| Error::ReplicaStopped(e.to_string()))?;
                 for (off, rec) in read.records {
                     fetched.bytes += rec.encoded_len();
                     fetched.records.push(record_to_wire(off, rec));
@@ -76,7 +95,10 @@ impl ClientApi {
                 return Ok(fetched);
             }
             // Long-poll: wake when the high watermark moves, or at the deadline.
-            if tokio::time::timeout_at(deadline, hwm_rx.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, hwm_rx.changed())
+                .await
+                .is_err()
+            {
                 continue; // deadline: one last read above, then return
             }
         }
@@ -84,7 +106,11 @@ impl ClientApi {
 }
 
 fn max_bytes_of(requested: u32) -> u32 {
-    if requested == 0 { DEFAULT_MAX_BYTES } else { requested.min(MAX_MAX_BYTES) }
+    if requested == 0 {
+        DEFAULT_MAX_BYTES
+    } else {
+        requested.min(MAX_MAX_BYTES)
+    }
 }
 
 #[tonic::async_trait]
@@ -99,7 +125,15 @@ impl Consumer for ClientApi {
         let p = self.local_partition(&r.topic, r.partition)?;
         let wait = Duration::from_millis(r.max_wait_ms as u64).min(MAX_WAIT);
         let deadline = Instant::now() + wait;
-        let f = self.fetch_records(&p, r.offset, r.min_bytes as usize, max_bytes_of(r.max_bytes), deadline).await?;
+        let f = self
+            .fetch_records(
+                &p,
+                r.offset,
+                r.min_bytes as usize,
+                max_bytes_of(r.max_bytes),
+                deadline,
+            )
+            .await?;
         Ok(Response::new(pb::FetchResponse {
             error: None,
             records: f.records,

@@ -17,7 +17,10 @@ impl Metadata for ClientApi {
             .inner
             .members
             .iter()
-            .map(|(id, address)| pb::Broker { id: *id, address: address.clone() })
+            .map(|(id, address)| pb::Broker {
+                id: *id,
+                address: address.clone(),
+            })
             .collect();
         let mut topics: Vec<pb::TopicMetadata> = meta
             .topics()

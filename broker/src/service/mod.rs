@@ -71,20 +71,39 @@ impl ClientApi {
         db: Arc<Db>,
         max_record_bytes: u32,
     ) -> Self {
-        let inner = Inner { node, members, driver, view, db, max_record_bytes, round_robin: AtomicU64::new(0) };
-        Self { inner: Arc::new(inner) }
+        let inner = Inner {
+            node,
+            members,
+            driver,
+            view,
+            db,
+            max_record_bytes,
+            round_robin: AtomicU64::new(0),
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 
     fn topic(&self, name: &str) -> Result<Topic, Error> {
-        self.inner.view.metadata().topic(name).cloned().ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+        self.inner
+            .view
+            .metadata()
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
     }
 
     fn partition(&self, topic: &Topic, partition: u32) -> Result<PartitionInfo, Error> {
-        topic.partitions.get(partition as usize).cloned().ok_or_else(|| Error::UnknownPartition {
-            topic: topic.name.clone(),
-            partition,
-            count: topic.partitions.len() as u32,
-        })
+        topic
+            .partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: topic.name.clone(),
+                partition,
+                count: topic.partitions.len() as u32,
+            })
     }
 
     /// `NotLeader` naming `leader` (or, when unknown, nobody).
@@ -100,7 +119,11 @@ impl ClientApi {
 }
 
 fn timeout_of(ms: u32) -> Duration {
-    if ms == 0 { DEFAULT_TIMEOUT } else { Duration::from_millis(ms as u64) }
+    if ms == 0 {
+        DEFAULT_TIMEOUT
+    } else {
+        Duration::from_millis(ms as u64)
+    }
 }
 
 fn now_ms() -> i64 {

@@ -337,9 +337,19 @@ impl Cluster {
     /// Waits until every partition of `topic` has a leader that all running replicas agree on;
     /// returns the leader of each partition.
     pub async fn leaders(&self, topic: &str) -> Vec<u64> {
+        self.leaders_among(topic, &self.running()).await
+    }
+
+    /// Like [`Cluster::leaders`], asking only nodes `ids` (e.g. leaving out one whose replica
+    /// is out of service).
+    pub async fn leaders_among(&self, topic: &str, ids: &[u64]) -> Vec<u64> {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let running = self.running();
+            let running: Vec<u64> = self
+                .running()
+                .into_iter()
+                .filter(|id| ids.contains(id))
+                .collect();
             let mut views = Vec::new();
             for &id in &running {
                 let Ok(ch) = channel(self.addr(id)).await else {
