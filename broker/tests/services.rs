@@ -1,17 +1,20 @@
-//! What the gRPC port offers in this build: reflection lists every service, and the
-//! paxlog.v1 RPCs answer UNIMPLEMENTED with a message saying so.
+//! What the gRPC port offers: reflection lists every service; errors carry a status with a
+//! helpful message and a `paxlog.v1.Error` in the details; consumer groups (issue C) answer
+//! UNIMPLEMENTED with a message saying so.
 
 mod common;
 
 use common::BrokerProcess;
-use paxlog_proto::v1::{PublishRequest, producer_client::ProducerClient};
+use paxlog_proto::v1::{
+    ListGroupsRequest, PublishRequest, groups_client::GroupsClient, producer_client::ProducerClient,
+};
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 #[tokio::test]
-async fn reflection_lists_services_and_rpcs_answer_unimplemented() {
+async fn reflection_lists_services_and_errors_are_explained() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = BrokerProcess::start(1, &dir.path().join("node-1"), dir.path());
     broker.wait_serving().await;
@@ -52,22 +55,37 @@ async fn reflection_lists_services_and_rpcs_answer_unimplemented() {
         );
     }
 
-    let mut producer = ProducerClient::connect(url).await.expect("connect");
+    // A publish to a topic that does not exist says so, with the stable code in details.
+    let mut producer = ProducerClient::connect(url.clone()).await.expect("connect");
     let status = producer
         .publish(PublishRequest {
             topic: "t".to_owned(),
             ..Default::default()
         })
         .await
-        .expect_err("Publish is not implemented in this build");
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
+        .expect_err("topic t does not exist");
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     assert!(
-        status.message().contains("paxlog.v1.Producer/Publish"),
+        status.message().contains("unknown topic \"t\""),
         "{}",
         status.message()
     );
+    let detail: paxlog_proto::v1::Error =
+        prost::Message::decode(status.details()).expect("paxlog.v1.Error in details");
+    assert_eq!(
+        detail.code,
+        paxlog_proto::v1::ErrorCode::UnknownTopic as i32
+    );
+
+    // Consumer groups come with issue C: their RPCs say so.
+    let mut groups = GroupsClient::connect(url).await.expect("connect");
+    let status = groups
+        .list_groups(ListGroupsRequest::default())
+        .await
+        .expect_err("Groups is not implemented in this build");
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
     assert!(
-        status.message().contains("not implemented yet"),
+        status.message().contains("paxlog.v1.Groups/ListGroups"),
         "{}",
         status.message()
     );

@@ -81,7 +81,6 @@ fn every_partition_has_a_leader(partitions: &Value) -> bool {
 }
 
 #[test]
-#[ignore = "needs the broker services (issue B), enable after merge"]
 fn cli_creates_produces_consumes_and_reports_on_a_real_cluster() {
     assert_broker_built();
     let dir = tempfile::tempdir().expect("tempdir");
