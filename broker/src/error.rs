@@ -1,10 +1,12 @@
 //! The broker's error type, and its one conversion into a gRPC status.
 //!
-//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, later
-//! not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
+//! [`Error`] splits what a caller can act on (a request this build cannot serve yet, a
+//! refused peer stream, later not-leader and friends) from [`Fatal`]: errors after which this node cannot go on (bad
 //! configuration, a data directory of another node, a storage failure).
 
 use crate::config::{ConfigError, NodeId};
+use crate::storage::StorageError;
+use crate::transport::PeerRejected;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -13,15 +15,89 @@ use std::path::PathBuf;
 pub enum Error {
     /// The RPC exists in the wire contract but this build does not serve it yet.
     #[error(
-        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1 and server reflection are served"
+        "{rpc} is not implemented yet in this build (issue B); only grpc.health.v1, server reflection and the peer service are served"
     )]
     NotImplemented {
         /// Full method name, e.g. `paxlog.v1.Producer/Publish`.
         rpc: &'static str,
     },
+    /// Reading or writing one group's data failed: the request cannot be served by this
+    /// replica (corrupt data, an offset out of range, a RocksDB failure).
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// A peer's `Peer/Stream` was refused; see [`PeerRejected`].
+    #[error(transparent)]
+    PeerRejected(#[from] PeerRejected),
     /// The node cannot go on; see [`Fatal`].
     #[error(transparent)]
     Fatal(#[from] Fatal),
+    /// This broker does not lead the partition (or the metadata group).
+    #[error("this broker is not the leader{}; retry on the leader", leader_text(leader))]
+    NotLeader {
+        /// The leader, if known: node id and address.
+        leader: Option<(NodeId, String)>,
+    },
+    /// No topic of that name.
+    #[error("unknown topic {0:?}: create it first (paxlog topic create {0})")]
+    UnknownTopic(String),
+    /// No such partition.
+    #[error("topic {topic:?} has partitions 0 to {} only; partition {partition} does not exist", count.saturating_sub(1))]
+    UnknownPartition {
+        /// Topic.
+        topic: String,
+        /// Partition asked for.
+        partition: u32,
+        /// Partitions the topic has.
+        count: u32,
+    },
+    /// A metadata command was refused.
+    #[error(transparent)]
+    Meta(#[from] crate::metadata::MetaError),
+    /// A record exceeds the configured limit.
+    #[error("record {index} is {size} bytes, above this broker's limit of {max} bytes (max_record_bytes): split it or raise the limit")]
+    RecordTooLarge {
+        /// Position in the request.
+        index: usize,
+        /// Its encoded size.
+        size: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// The request is malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The offset is outside the partition's stored range.
+    #[error("offset {offset} is out of range: the partition holds offsets {start} to {end} (exclusive); fetch from within, e.g. from {start}")]
+    OffsetOutOfRange {
+        /// Asked for.
+        offset: u64,
+        /// First stored offset.
+        start: u64,
+        /// The high watermark.
+        end: u64,
+    },
+    /// Too many writes in flight.
+    #[error("the partition leader is busy with too many writes in flight: retry with backoff")]
+    Busy,
+    /// Leadership changed before the write was decided.
+    #[error("leadership changed before the write was decided: it may or may not be stored; retry (an idempotent producer makes the retry safe)")]
+    OutcomeUnknown,
+    /// The request did not complete in time.
+    #[error("timed out after {0} ms waiting for a majority of replicas: the write may or may not be stored; retry")]
+    Timeout(u64),
+    /// The replica of this partition stopped on this broker.
+    #[error("this broker's replica of the partition stopped ({0}); use another replica")]
+    ReplicaStopped(String),
+    /// The broker is shutting down.
+    #[error("the broker is shutting down: retry on another broker")]
+    ShuttingDown,
+}
+
+fn leader_text(leader: &Option<(NodeId, String)>) -> String {
+    match leader {
+        Some((id, addr)) => format!(" (leader: node {id} at {addr})"),
+        None => " (no leader is known yet: an election may be under way)".to_owned(),
+    }
 }
 
 /// Errors that stop the node (at start, or a storage failure while running).
@@ -101,6 +177,9 @@ pub enum Fatal {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Replication could not go on (a storage failure in the replica driver).
+    #[error("replication stopped: {0}")]
+    Replication(String),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -124,13 +203,59 @@ impl From<ConfigError> for Error {
 }
 
 /// The only mapping from broker errors to gRPC statuses; messages tell the client what to do.
+///
+/// Besides the status code and message, every status carries a `paxlog.v1.Error` in its
+/// details (the stable numeric code, and the leader's address where it helps), so clients
+/// can act on the code without parsing messages.
 impl From<Error> for tonic::Status {
     fn from(err: Error) -> Self {
-        match err {
-            Error::NotImplemented { .. } => tonic::Status::unimplemented(err.to_string()),
-            Error::Fatal(fatal) => tonic::Status::unavailable(format!(
-                "this broker cannot serve requests ({fatal}); retry on another broker"
-            )),
-        }
+        use crate::metadata::MetaError as M;
+        use paxlog_proto::v1::ErrorCode as C;
+        use tonic::Code;
+        let message = err.to_string();
+        let (code, wire, leader) = match &err {
+            Error::NotImplemented { .. } => (Code::Unimplemented, C::Unspecified, None),
+            // A node outside the cluster (or a misconfigured one) is not let in.
+            Error::PeerRejected(PeerRejected::UnknownPeer { .. }) => {
+                (Code::PermissionDenied, C::InvalidRequest, None)
+            }
+            Error::PeerRejected(PeerRejected::WrongDirection { .. } | PeerRejected::BadHello { .. }) => {
+                (Code::InvalidArgument, C::InvalidRequest, None)
+            }
+            Error::PeerRejected(PeerRejected::ShuttingDown { .. }) => {
+                (Code::Unavailable, C::Unspecified, None)
+            }
+            Error::Fatal(_) => (Code::Unavailable, C::StorageFatal, None),
+            Error::NotLeader { leader } => (Code::FailedPrecondition, C::NotLeader, leader.clone()),
+            Error::UnknownTopic(_) | Error::Meta(M::UnknownTopic(_)) => {
+                (Code::NotFound, C::UnknownTopic, None)
+            }
+            Error::UnknownPartition { .. } => (Code::NotFound, C::UnknownPartition, None),
+            Error::Meta(M::InvalidName(_)) => (Code::InvalidArgument, C::InvalidName, None),
+            Error::Meta(M::TopicExists(_)) => (Code::AlreadyExists, C::TopicExists, None),
+            Error::Meta(M::InvalidPartitions(_) | M::InvalidReplication { .. }) => {
+                (Code::InvalidArgument, C::InvalidConfig, None)
+            }
+            Error::RecordTooLarge { .. } => (Code::InvalidArgument, C::RecordTooLarge, None),
+            Error::InvalidRequest(_) => (Code::InvalidArgument, C::InvalidRequest, None),
+            Error::OffsetOutOfRange { .. }
+            | Error::Storage(StorageError::OffsetOutOfRange { .. }) => {
+                (Code::OutOfRange, C::OffsetOutOfRange, None)
+            }
+            Error::Storage(e) if e.is_corruption() => (Code::Unavailable, C::CorruptData, None),
+            Error::Storage(_) => (Code::Unavailable, C::StorageFatal, None),
+            Error::Busy => (Code::Unavailable, C::Throttled, None),
+            Error::OutcomeUnknown => (Code::Unavailable, C::NotLeader, None),
+            Error::Timeout(_) => (Code::DeadlineExceeded, C::Timeout, None),
+            Error::ReplicaStopped(_) => (Code::Unavailable, C::CorruptData, None),
+            Error::ShuttingDown => (Code::Unavailable, C::Unspecified, None),
+        };
+        let detail = paxlog_proto::v1::Error {
+            code: wire as i32,
+            message: message.clone(),
+            leader: leader.map(|(node_id, address)| paxlog_proto::v1::LeaderHint { node_id, address }),
+        };
+        let details = prost::Message::encode_to_vec(&detail);
+        tonic::Status::with_details(code, message, details.into())
     }
 }

@@ -2,28 +2,33 @@
 //!
 //! ```text
 //!   run(config, shutdown)
-//!     ├─ Storage::open(data_dir, id)      refuses another node's directory
+//!     ├─ Db::open(data_dir, id)           refuses another node's directory
 //!     ├─ bind listen (gRPC) and metrics (HTTP)
-//!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services
+//!     ├─ PeerHub: dial lower-id peers; inbound messages ──▶ bounded mpsc (drained for now)
+//!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services (Peer from the hub)
 //!     │        └─▶ HTTP: GET /metrics
-//!     └─ on shutdown: health NOT_SERVING, stop accepting, drain (bounded), sync storage
+//!     └─ on shutdown: health NOT_SERVING, stop the hub and accepting, drain (bounded),
+//!        sync storage
 //! ```
 
 use crate::config::Config;
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::service::{SERVICE_NAMES, Unimplemented};
-use crate::storage::Storage;
+use crate::storage::Db;
+use crate::node::{Driver, DriverConfig, DriverHandle};
+use crate::service::ClientApi;
+use crate::transport::{PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
-    metadata_server::MetadataServer, peer_server::PeerServer, producer_server::ProducerServer,
+    metadata_server::MetadataServer, producer_server::ProducerServer,
 };
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -33,6 +38,13 @@ use tracing::Instrument;
 /// How long shutdown waits for open gRPC calls and streams to finish before closing them.
 /// Long-lived streams (peer streams, health watches) never finish on their own.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Bound of the channel of Paxos messages from peers to the node. When it is full, peer
+/// streams stop being read and HTTP/2 flow control slows the peers down.
+pub const INBOUND_MESSAGES: usize = 16 * 1024;
+
+/// Capacity of the driver's command queue (proposals from the client services). When full,
+/// services wait: backpressure on producers instead of unbounded memory.
+pub const COMMANDS: usize = 4096;
 
 /// The node's two bound sockets. Binding separately from serving lets tests bind port 0
 /// and learn the address before the node starts.
@@ -98,9 +110,9 @@ pub async fn run_with_listeners(
     .await
 }
 
-async fn open_storage(config: &Config) -> Result<Storage, Fatal> {
+async fn open_storage(config: &Config) -> Result<Arc<Db>, Fatal> {
     let (data_dir, id) = (config.data_dir(), config.id);
-    tokio::task::spawn_blocking(move || Storage::open(&data_dir, id))
+    tokio::task::spawn_blocking(move || Db::open(&data_dir, id).map(Arc::new))
         .await
         .map_err(|source| Fatal::Task {
             task: "open storage",
@@ -110,7 +122,7 @@ async fn open_storage(config: &Config) -> Result<Storage, Fatal> {
 
 async fn serve(
     config: &Config,
-    storage: Storage,
+    storage: Arc<Db>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
@@ -120,7 +132,29 @@ async fn serve(
         .metrics
         .local_addr()
         .unwrap_or(config.metrics_addr()?);
-    let metrics = Arc::new(Metrics::new(config.id));
+    let mut metrics = Metrics::new(config.id);
+    let peer_metrics = PeerMetrics::register(metrics.registry_mut());
+    let metrics = Arc::new(metrics);
+    let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
+    let hub = Arc::new(PeerHub::new(config.id, config.members(), inbound, peer_metrics));
+    let (commands, commands_rx) = mpsc::channel(COMMANDS);
+    let driver_config = DriverConfig::new(config.id, config.members().keys().copied().collect());
+    let (driver, view) = {
+        let (db, hub) = (storage.clone(), hub.clone());
+        tokio::task::spawn_blocking(move || {
+            Driver::open(driver_config, db, hub, inbound_rx, commands_rx)
+        })
+        .await
+        .map_err(|source| Fatal::Task { task: "recover replicas", source })??
+    };
+    let api = ClientApi::new(
+        config.id,
+        config.members(),
+        DriverHandle::new(commands),
+        view,
+        storage.clone(),
+        config.max_record_bytes,
+    );
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;
 
@@ -141,17 +175,25 @@ async fn serve(
     let metrics_task = tokio::spawn(
         metrics::http::serve(listeners.metrics, metrics.clone(), stopped.clone()).in_current_span(),
     );
+    let driver_task = tokio::spawn(driver.run(stopped.clone()).in_current_span());
+    tokio::pin!(driver_task);
     let mut grpc_stopped = stopped.clone();
+    let transport = TransportConfig::default();
     let grpc = Server::builder()
+        // Pings let the accepting side of a peer stream notice a peer that vanished.
+        .http2_keepalive_interval(Some(transport.keepalive_interval))
+        .http2_keepalive_timeout(Some(transport.keepalive_timeout))
+        // Peer batches are up to megabytes; see the dialer's matching setting.
+        .http2_adaptive_window(Some(true))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AdminServer::new(Unimplemented))
-        .add_service(MetadataServer::new(Unimplemented))
-        .add_service(ProducerServer::new(Unimplemented))
-        .add_service(ConsumerServer::new(Unimplemented))
+        .add_service(AdminServer::new(api.clone()))
+        .add_service(MetadataServer::new(api.clone()))
+        .add_service(ProducerServer::new(api.clone()))
+        .add_service(ConsumerServer::new(api))
         .add_service(GroupsServer::new(Unimplemented))
-        .add_service(PeerServer::new(Unimplemented))
+        .add_service(hub.service())
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
             async move {
@@ -170,14 +212,22 @@ async fn serve(
         "broker serving"
     );
 
+    let mut driver_result = None;
     let early_exit = tokio::select! {
         result = &mut grpc => Some(result),
+        result = &mut driver_task => {
+            driver_result = Some(result);
+            None
+        }
         () = shutdown => None,
     };
     tracing::info!("shutting down");
     metrics.set_up(false);
     set_health(&health, ServingStatus::NotServing).await;
     stop.send_replace(true);
+    // Peer streams never end on their own; stopping the hub ends them, so the graceful
+    // drain below does not wait for them.
+    hub.shutdown();
     let grpc_result = match early_exit {
         Some(result) => result,
         None => match tokio::time::timeout(SHUTDOWN_GRACE, &mut grpc).await {
@@ -188,6 +238,12 @@ async fn serve(
             }
         },
     };
+    drop(hub);
+    let driver_result = match driver_result {
+        Some(result) => result,
+        None => driver_task.await,
+    };
+    driver_result.map_err(|source| Fatal::Task { task: "replica driver", source })??;
     let metrics_result = metrics_task.await.map_err(|source| Fatal::Task {
         task: "metrics",
         source,

@@ -1,16 +1,34 @@
 //! The gRPC services of `paxlog.v1`.
 //!
-//! In this build every client and peer RPC answers `UNIMPLEMENTED` ([`Unimplemented`]);
-//! the services are registered anyway so that routing, health and reflection already show
-//! the final shape of the node.
+//! ```text
+//!   Admin ─────► metadata group (propose) ──► View.metadata
+//!   Metadata ──► View (brokers, topics, leaders)
+//!   Producer ──► partition leader's driver (propose record batch) ──► offsets
+//!   Consumer ──► Db::read_records up to the high watermark (long-poll on its watch)
+//! ```
+//! `Groups` still answers `UNIMPLEMENTED` (issue C).
+//! The peer service is the replication transport's ([`crate::transport::PeerHub::service`]).
 
+mod admin;
+mod consumer;
+mod metadata;
+mod producer;
 mod stub;
 
 pub use stub::Unimplemented;
 
+use crate::config::NodeId;
+use crate::error::Error;
+use crate::metadata::{PartitionInfo, Topic};
+use crate::node::{DriverHandle, View};
+use crate::storage::Db;
 use paxlog_proto::v1::{
     admin_server, consumer_server, groups_server, metadata_server, peer_server, producer_server,
 };
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 /// Fully qualified names of the `paxlog.v1` services this node registers; health reports
 /// each of them.
@@ -22,3 +40,71 @@ pub const SERVICE_NAMES: [&str; 6] = [
     groups_server::SERVICE_NAME,
     peer_server::SERVICE_NAME,
 ];
+
+/// Default time a write waits for its outcome when the request gives none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the client services share.
+#[derive(Clone, Debug)]
+pub struct ClientApi {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    node: NodeId,
+    members: BTreeMap<NodeId, String>,
+    driver: DriverHandle,
+    view: Arc<View>,
+    db: Arc<Db>,
+    max_record_bytes: u32,
+    round_robin: AtomicU64,
+}
+
+impl ClientApi {
+    /// Services over a running node.
+    pub fn new(
+        node: NodeId,
+        members: BTreeMap<NodeId, String>,
+        driver: DriverHandle,
+        view: Arc<View>,
+        db: Arc<Db>,
+        max_record_bytes: u32,
+    ) -> Self {
+        let inner = Inner { node, members, driver, view, db, max_record_bytes, round_robin: AtomicU64::new(0) };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn topic(&self, name: &str) -> Result<Topic, Error> {
+        self.inner.view.metadata().topic(name).cloned().ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    fn partition(&self, topic: &Topic, partition: u32) -> Result<PartitionInfo, Error> {
+        topic.partitions.get(partition as usize).cloned().ok_or_else(|| Error::UnknownPartition {
+            topic: topic.name.clone(),
+            partition,
+            count: topic.partitions.len() as u32,
+        })
+    }
+
+    /// `NotLeader` naming `leader` (or, when unknown, nobody).
+    fn not_leader(&self, leader: Option<NodeId>) -> Error {
+        let leader = leader.and_then(|id| self.inner.members.get(&id).map(|a| (id, a.clone())));
+        Error::NotLeader { leader }
+    }
+
+    /// The leader of `group` as this broker knows it.
+    fn leader_of(&self, group: u64) -> Option<NodeId> {
+        self.inner.view.group(group).and_then(|s| s.leader)
+    }
+}
+
+fn timeout_of(ms: u32) -> Duration {
+    if ms == 0 { DEFAULT_TIMEOUT } else { Duration::from_millis(ms as u64) }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,12 +1,13 @@
-//! Placeholder implementations of the `paxlog.v1` services: every RPC answers
-//! `UNIMPLEMENTED` with a message naming the RPC. Replaced service by service later.
+//! Placeholder implementations of the `paxlog.v1` client services: every RPC answers
+//! `UNIMPLEMENTED` with a message naming the RPC. Replaced service by service later (the
+//! peer service already was: it is [`crate::transport::PeerService`]).
 
 use crate::error::Error;
 use paxlog_proto::v1::{self as pb, admin_server, consumer_server, groups_server};
-use paxlog_proto::v1::{metadata_server, peer_server, producer_server};
-use tonic::{Request, Response, Status, Streaming};
+use paxlog_proto::v1::{metadata_server, producer_server};
+use tonic::{Request, Response, Status};
 
-/// Serves every `paxlog.v1` service with `UNIMPLEMENTED` answers.
+/// Serves the `paxlog.v1` client services with `UNIMPLEMENTED` answers.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Unimplemented;
 
@@ -70,17 +71,5 @@ impl consumer_server::Consumer for Unimplemented {
         _request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         not_yet("paxlog.v1.Consumer/Subscribe")
-    }
-}
-
-#[tonic::async_trait]
-impl peer_server::Peer for Unimplemented {
-    type StreamStream = tokio_stream::Empty<Result<pb::PeerBatch, Status>>;
-
-    async fn stream(
-        &self,
-        _request: Request<Streaming<pb::PeerBatch>>,
-    ) -> Result<Response<Self::StreamStream>, Status> {
-        not_yet("paxlog.v1.Peer/Stream")
     }
 }

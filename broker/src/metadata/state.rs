@@ -1,0 +1,222 @@
+//! The metadata state machine: what every broker computes from the decided metadata log.
+
+use super::command::{MetaCommand, TopicConfig};
+use super::{MAX_PARTITIONS, place, validate_topic_name};
+use crate::config::NodeId;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One partition of a topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartitionInfo {
+    /// Index within the topic (0-based).
+    pub index: u32,
+    /// Its Paxos group id, unique in the cluster and never reused.
+    pub group: u64,
+    /// Brokers holding a replica; the first is the preferred leader.
+    pub replicas: Vec<NodeId>,
+}
+
+/// A topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Topic {
+    /// Name.
+    pub name: String,
+    /// Partitions, by index.
+    pub partitions: Vec<PartitionInfo>,
+    /// Replicas per partition.
+    pub replication: u32,
+    /// Settings.
+    pub config: TopicConfig,
+}
+
+/// Why a metadata command was refused. Decided deterministically: every broker refuses the
+/// same commands.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetaError {
+    /// Bad topic name.
+    #[error(
+        "invalid topic name {0:?}: use 1 to 249 characters among letters, digits, '.', '_' and '-'"
+    )]
+    InvalidName(String),
+    /// The topic exists.
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    /// No such topic.
+    #[error("unknown topic {0:?}: create it first (paxlog topic create {0})")]
+    UnknownTopic(String),
+    /// Partition count out of range.
+    #[error("a topic needs 1 to {MAX_PARTITIONS} partitions, got {0}")]
+    InvalidPartitions(u32),
+    /// Replication factor out of range.
+    #[error(
+        "replication factor {requested} is not possible with {brokers} brokers: use 1 to {brokers}"
+    )]
+    InvalidReplication {
+        /// Asked for.
+        requested: u32,
+        /// Brokers in the cluster.
+        brokers: usize,
+    },
+}
+
+/// What applying a command did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A topic was created.
+    Created(Topic),
+    /// A topic was deleted.
+    Deleted(Topic),
+    /// The command was refused.
+    Refused(MetaError),
+}
+
+/// The cluster metadata as of some decided slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataState {
+    nodes: Vec<NodeId>,
+    topics: BTreeMap<String, Topic>,
+    /// Next partition group id (0 is the metadata group itself).
+    next_group: u64,
+    /// The last metadata slot applied.
+    pub applied: u64,
+}
+
+impl MetadataState {
+    /// Empty metadata for a cluster of `nodes`.
+    pub fn new(mut nodes: Vec<NodeId>) -> Self {
+        nodes.sort_unstable();
+        Self { nodes, topics: BTreeMap::new(), next_group: 1, applied: 0 }
+    }
+
+    /// Checks a command against the current state without applying it, so an admin request
+    /// can be refused before it is proposed.
+    pub fn check(&self, cmd: &MetaCommand) -> Result<(), MetaError> {
+        match cmd {
+            MetaCommand::CreateTopic { name, partitions, replication, .. } => {
+                validate_topic_name(name)?;
+                if self.topics.contains_key(name) {
+                    return Err(MetaError::TopicExists(name.clone()));
+                }
+                if *partitions == 0 || *partitions > MAX_PARTITIONS {
+                    return Err(MetaError::InvalidPartitions(*partitions));
+                }
+                if *replication == 0 || *replication as usize > self.nodes.len() {
+                    return Err(MetaError::InvalidReplication {
+                        requested: *replication,
+                        brokers: self.nodes.len(),
+                    });
+                }
+                Ok(())
+            }
+            MetaCommand::DeleteTopic { name } => match self.topics.contains_key(name) {
+                true => Ok(()),
+                false => Err(MetaError::UnknownTopic(name.clone())),
+            },
+        }
+    }
+
+    /// Applies the command decided in `slot`.
+    pub fn apply(&mut self, slot: u64, cmd: MetaCommand) -> Applied {
+        self.applied = slot;
+        if let Err(e) = self.check(&cmd) {
+            return Applied::Refused(e);
+        }
+        match cmd {
+            MetaCommand::CreateTopic { name, partitions, replication, config } => {
+                let start = self.next_group;
+                let parts = (0..partitions)
+                    .map(|index| PartitionInfo {
+                        index,
+                        group: start + index as u64,
+                        replicas: place(&self.nodes, start, index, replication),
+                    })
+                    .collect();
+                self.next_group += partitions as u64;
+                let topic = Topic { name: name.clone(), partitions: parts, replication, config };
+                self.topics.insert(name, topic.clone());
+                Applied::Created(topic)
+            }
+            MetaCommand::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(t) => Applied::Deleted(t),
+                None => Applied::Refused(MetaError::UnknownTopic(name)),
+            },
+        }
+    }
+
+    /// The brokers of the cluster, sorted.
+    pub fn nodes(&self) -> &[NodeId] {
+        &self.nodes
+    }
+
+    /// A topic by name.
+    pub fn topic(&self, name: &str) -> Option<&Topic> {
+        self.topics.get(name)
+    }
+
+    /// Every topic, by name.
+    pub fn topics(&self) -> impl Iterator<Item = &Topic> {
+        self.topics.values()
+    }
+
+    /// The partitions hosted on `node`, with their replica sets.
+    pub fn hosted_by(&self, node: NodeId) -> Vec<PartitionInfo> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .filter(|p| p.replicas.contains(&node))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(name: &str, partitions: u32, replication: u32) -> MetaCommand {
+        MetaCommand::CreateTopic {
+            name: name.into(),
+            partitions,
+            replication,
+            config: TopicConfig::new(),
+        }
+    }
+
+    #[test]
+    fn create_assigns_fresh_groups_and_spreads_leaders() {
+        let mut m = MetadataState::new(vec![3, 1, 2]);
+        let Applied::Created(t) = m.apply(1, create("a", 3, 3)) else { panic!("refused") };
+        let groups: Vec<u64> = t.partitions.iter().map(|p| p.group).collect();
+        assert_eq!(groups, vec![1, 2, 3]);
+        let leaders: Vec<u64> = t.partitions.iter().map(|p| p.replicas[0]).collect();
+        assert_eq!(leaders, vec![2, 3, 1]);
+        let Applied::Created(t2) = m.apply(2, create("b", 1, 1)) else { panic!("refused") };
+        assert_eq!(t2.partitions[0].group, 4, "group ids are never reused");
+        m.apply(3, MetaCommand::DeleteTopic { name: "a".into() });
+        let Applied::Created(t3) = m.apply(4, create("a", 1, 1)) else { panic!("refused") };
+        assert_eq!(t3.partitions[0].group, 5, "not even after a delete");
+    }
+
+    #[test]
+    fn bad_commands_are_refused_with_reasons() {
+        let mut m = MetadataState::new(vec![1, 2, 3]);
+        assert!(matches!(m.apply(1, create("", 1, 1)), Applied::Refused(MetaError::InvalidName(_))));
+        assert!(matches!(m.apply(2, create("a/b", 1, 1)), Applied::Refused(MetaError::InvalidName(_))));
+        assert!(matches!(
+            m.apply(3, create("a", 0, 1)),
+            Applied::Refused(MetaError::InvalidPartitions(0))
+        ));
+        assert!(matches!(
+            m.apply(4, create("a", 1, 4)),
+            Applied::Refused(MetaError::InvalidReplication { requested: 4, brokers: 3 })
+        ));
+        assert!(matches!(m.apply(5, create("a", 1, 3)), Applied::Created(_)));
+        assert!(matches!(m.apply(6, create("a", 1, 3)), Applied::Refused(MetaError::TopicExists(_))));
+        assert!(matches!(
+            m.apply(7, MetaCommand::DeleteTopic { name: "zz".into() }),
+            Applied::Refused(MetaError::UnknownTopic(_))
+        ));
+        assert_eq!(m.applied, 7);
+    }
+}

@@ -1,0 +1,59 @@
+//! The running node: the replica driver that executes every Paxos group's `Ready`s, and the
+//! shared view of groups and metadata that the gRPC services read.
+//!
+//! ```text
+//!   services ──Command──► Driver ◄──Inbound── PeerHub (peer streams)
+//!      ▲                    │ step/tick/propose every group's Replica
+//!      │                    │ ready() of all groups ─► one synced GroupCommit (group commit)
+//!      │                    │ persisted ─► send via PeerHub ─► apply decided:
+//!      │                    │      metadata group: MetadataState; partitions: offsets + index
+//!      └──── View ◄─────────┘ leaders, decided, high watermarks (watch), metadata
+//! ```
+
+mod driver;
+mod group;
+mod view;
+
+pub use driver::{Driver, DriverConfig};
+pub use group::{AppendResult, ProposeFailure, Proposed};
+pub use view::{GroupStatus, View};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+/// A request from a service to the driver.
+#[derive(Debug)]
+pub enum Command {
+    /// Propose `payload` in `group`; the reply comes once it is applied (or fails).
+    Propose {
+        /// The Paxos group.
+        group: u64,
+        /// The value.
+        payload: Bytes,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<Proposed, ProposeFailure>>,
+    },
+}
+
+/// The services' handle on the driver.
+#[derive(Clone, Debug)]
+pub struct DriverHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl DriverHandle {
+    /// Wraps the driver's command queue.
+    pub fn new(commands: mpsc::Sender<Command>) -> Self {
+        Self { commands }
+    }
+
+    /// Proposes `payload` in `group` and waits for the outcome.
+    pub async fn propose(&self, group: u64, payload: Bytes) -> Result<Proposed, ProposeFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Propose { group, payload, reply })
+            .await
+            .map_err(|_| ProposeFailure::ShuttingDown)?;
+        rx.await.map_err(|_| ProposeFailure::ShuttingDown)?
+    }
+}

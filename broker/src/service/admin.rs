@@ -1,0 +1,139 @@
+//! `paxlog.v1.Admin`: topics, through the metadata group.
+
+use super::{ClientApi, timeout_of};
+use crate::error::Error;
+use crate::metadata::{Applied, METADATA_GROUP, MetaCommand, Topic};
+use crate::node::{ProposeFailure, Proposed};
+use paxlog_proto::v1::{self as pb, admin_server::Admin};
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+impl ClientApi {
+    /// Proposes a metadata command on the metadata leader and waits until it is applied.
+    async fn change_metadata(&self, cmd: MetaCommand, timeout: Duration) -> Result<Applied, Error> {
+        self.inner.view.metadata().check(&cmd)?;
+        let propose = self.inner.driver.propose(METADATA_GROUP, cmd.encode());
+        match tokio::time::timeout(timeout, propose).await {
+            Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
+            Ok(Ok(Proposed::Meta(applied))) => Ok(applied),
+            Ok(Ok(Proposed::Append(_))) => Err(Error::InvalidRequest("not a metadata result".into())),
+            Ok(Err(e)) => Err(self.propose_error(e)),
+        }
+    }
+
+    pub(super) fn propose_error(&self, e: ProposeFailure) -> Error {
+        match e {
+            ProposeFailure::NotLeader { leader } => self.not_leader(leader),
+            ProposeFailure::Busy => Error::Busy,
+            ProposeFailure::Unknown => Error::OutcomeUnknown,
+            ProposeFailure::NotHosted => self.not_leader(None),
+            ProposeFailure::Stopped(why) => Error::ReplicaStopped(why),
+            ProposeFailure::ShuttingDown => Error::ShuttingDown,
+        }
+    }
+
+    /// Waits (up to `timeout`) until every locally hosted partition of `topic` has a leader,
+    /// so that a publish right after `create` finds one.
+    async fn await_leaders(&self, topic: &Topic, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut updates = self.inner.view.metadata_updates();
+        loop {
+            let ready = topic.partitions.iter().all(|p| {
+                !p.replicas.contains(&self.inner.node) || self.leader_of(p.group).is_some()
+            });
+            if ready || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            // Leadership shows in the view on the driver's next publish; poll briefly.
+            let _ = tokio::time::timeout(Duration::from_millis(20), updates.changed()).await;
+        }
+    }
+
+    pub(super) fn describe(&self, topic: &Topic) -> pb::TopicDescription {
+        pb::TopicDescription {
+            name: topic.name.clone(),
+            replication_factor: topic.replication,
+            config: topic.config.clone().into_iter().collect(),
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let status = self.inner.view.group(p.group);
+                    let hwm = status.as_ref().map_or(0, |s| *s.high_watermark.borrow());
+                    pb::PartitionDescription {
+                        partition: p.index,
+                        leader: status.as_ref().and_then(|s| s.leader).unwrap_or(0),
+                        replicas: p.replicas.clone(),
+                        decided_index: status.as_ref().map_or(0, |s| s.decided),
+                        log_start_offset: status.as_ref().map_or(0, |s| s.log_start),
+                        log_end_offset: hwm,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for ClientApi {
+    async fn create_topic(
+        &self,
+        request: Request<pb::CreateTopicRequest>,
+    ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let r = request.into_inner();
+        let timeout = timeout_of(r.timeout_ms);
+        let cmd = MetaCommand::CreateTopic {
+            name: r.name,
+            partitions: r.partitions,
+            replication: r.replication_factor,
+            config: r.config.into_iter().collect(),
+        };
+        match self.change_metadata(cmd, timeout).await? {
+            Applied::Created(topic) => {
+                self.await_leaders(&topic, timeout).await;
+                Ok(Response::new(pb::CreateTopicResponse { error: None, topic: Some(self.describe(&topic)) }))
+            }
+            Applied::Refused(e) => Err(Error::Meta(e).into()),
+            Applied::Deleted(_) => Err(Error::InvalidRequest("unexpected result".into()).into()),
+        }
+    }
+
+    async fn delete_topic(
+        &self,
+        request: Request<pb::DeleteTopicRequest>,
+    ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let r = request.into_inner();
+        let cmd = MetaCommand::DeleteTopic { name: r.name };
+        match self.change_metadata(cmd, timeout_of(r.timeout_ms)).await? {
+            Applied::Deleted(_) => Ok(Response::new(pb::DeleteTopicResponse { error: None })),
+            Applied::Refused(e) => Err(Error::Meta(e).into()),
+            Applied::Created(_) => Err(Error::InvalidRequest("unexpected result".into()).into()),
+        }
+    }
+
+    async fn list_topics(
+        &self,
+        _request: Request<pb::ListTopicsRequest>,
+    ) -> Result<Response<pb::ListTopicsResponse>, Status> {
+        let topics = self
+            .inner
+            .view
+            .metadata()
+            .topics()
+            .map(|t| pb::TopicSummary {
+                name: t.name.clone(),
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.replication,
+            })
+            .collect();
+        Ok(Response::new(pb::ListTopicsResponse { error: None, topics }))
+    }
+
+    async fn describe_topic(
+        &self,
+        request: Request<pb::DescribeTopicRequest>,
+    ) -> Result<Response<pb::DescribeTopicResponse>, Status> {
+        let topic = self.topic(&request.into_inner().name)?;
+        Ok(Response::new(pb::DescribeTopicResponse { error: None, topic: Some(self.describe(&topic)) }))
+    }
+}

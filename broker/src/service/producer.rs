@@ -1,0 +1,79 @@
+//! `paxlog.v1.Producer`: publish record batches to partition leaders.
+
+use super::{ClientApi, now_ms, timeout_of};
+use crate::convert::records::record_from_wire;
+use crate::error::Error;
+use crate::node::Proposed;
+use crate::partition::codec::{AppendBatch, PartitionCommand};
+use paxlog_proto::v1::{self as pb, producer_server::Producer};
+use std::sync::atomic::Ordering;
+use tonic::{Request, Response, Status};
+
+impl ClientApi {
+    /// The partition a request goes to: the one given, else the hash of the first record's
+    /// key (stable, so one key always lands in one partition), else round-robin.
+    fn choose_partition(&self, r: &pb::PublishRequest, count: u32) -> u32 {
+        if let Some(p) = r.partition {
+            return p;
+        }
+        match r.records.first().map(|rec| &rec.key) {
+            Some(key) if !key.is_empty() => crc32fast::hash(key) % count,
+            _ => (self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % count as u64) as u32,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Producer for ClientApi {
+    async fn init_producer(
+        &self,
+        _request: Request<pb::InitProducerRequest>,
+    ) -> Result<Response<pb::InitProducerResponse>, Status> {
+        Err(Error::NotImplemented { rpc: "paxlog.v1.Producer/InitProducer" }.into())
+    }
+
+    async fn publish(
+        &self,
+        request: Request<pb::PublishRequest>,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
+        let r = request.into_inner();
+        let topic = self.topic(&r.topic)?;
+        if r.records.is_empty() {
+            return Err(Error::InvalidRequest("a publish needs at least one record".into()).into());
+        }
+        let partition = self.choose_partition(&r, topic.partitions.len() as u32);
+        let p = self.partition(&topic, partition)?;
+        if !p.replicas.contains(&self.inner.node) {
+            return Err(self.not_leader(p.replicas.first().copied()).into());
+        }
+        let leader = self.leader_of(p.group);
+        if leader != Some(self.inner.node) {
+            return Err(self.not_leader(leader).into());
+        }
+        let now = now_ms();
+        let timeout = timeout_of(r.timeout_ms);
+        let records: Vec<_> = r.records.into_iter().map(|rec| record_from_wire(rec, now)).collect();
+        for (index, rec) in records.iter().enumerate() {
+            let size = rec.encoded_len();
+            if size > self.inner.max_record_bytes as usize {
+                return Err(Error::RecordTooLarge { index, size, max: self.inner.max_record_bytes }.into());
+            }
+        }
+        let payload = PartitionCommand::Append(AppendBatch { producer: None, records }).encode();
+        let propose = self.inner.driver.propose(p.group, payload);
+        let applied = match tokio::time::timeout(timeout, propose).await {
+            Err(_) => return Err(Error::Timeout(timeout.as_millis() as u64).into()),
+            Ok(Err(e)) => return Err(self.propose_error(e).into()),
+            Ok(Ok(Proposed::Append(a))) => a,
+            Ok(Ok(Proposed::Meta(_))) => {
+                return Err(Error::InvalidRequest("not a partition result".into()).into());
+            }
+        };
+        Ok(Response::new(pb::PublishResponse {
+            error: None,
+            partition,
+            base_offset: applied.base_offset,
+            last_offset: applied.base_offset + applied.count.saturating_sub(1) as u64,
+        }))
+    }
+}
