@@ -191,8 +191,12 @@ async fn serve(
         // Pings let the accepting side of a peer stream notice a peer that vanished.
         .http2_keepalive_interval(Some(transport.keepalive_interval))
         .http2_keepalive_timeout(Some(transport.keepalive_timeout))
-        // Peer batches are up to megabytes; see the dialer's matching setting.
-        .http2_adaptive_window(Some(true))
+        // Fixed, large windows rather than adaptive ones: peer batches are up to megabytes,
+        // and with an adaptive (initially small) window h2 closed a client connection with
+        // GOAWAY ENHANCE_YOUR_CALM "too_many_data_frames" under 256 publishes in flight,
+        // failing every one of them (seen with paxlog-bench; fixed windows: no errors).
+        .initial_connection_window_size(Some(16 << 20))
+        .initial_stream_window_size(Some(4 << 20))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
