@@ -25,13 +25,16 @@
 //! ```text
 //! SIM_SCHEDULES=400000 SIM_SEED_START=1000000 cargo test -p paxlog-consensus --release --test simulation -- random
 //! SIM_PARAMS='n=5,emin=4,emax=5,hb=1' SIM_COUNT_FAILURES=1 SIM_SCHEDULES=20000 cargo test -p paxlog-consensus --test simulation -- random_seeded --nocapture
+//! SIM_PARAMS='n=5,emin=4,emax=6,hb=1,replay=300' SIM_COUNT_FAILURES=1 cargo test -p paxlog-consensus --test simulation -- random_seeded --nocapture
 //! SIM_PARAMS='wipe=500' SIM_COUNT_FAILURES=1 cargo test -p paxlog-consensus --test simulation -- random_seeded --nocapture
 //! ```
 //!
-//! (The last one exercises disk loss, which is off by default: see open bug 4 in
-//! `simulation/regressions.rs`.) The named scenarios (`simulation/scenarios.rs`) and the
-//! regression tests of every bug found (`simulation/regressions.rs`) use the same harness
-//! with scripted faults.
+//! (The third one floods the network with stale messages, `replay` being a link that
+//! reconnects and resends its last messages; the last one exercises disk loss, which is off
+//! by default: see open bug 4 in `simulation/regressions.rs`.) The named scenarios
+//! (`simulation/scenarios.rs`) and the regression tests of every bug found, or planted to
+//! measure the harness (`simulation/regressions.rs`), use the same harness with scripted
+//! faults.
 
 mod sim;
 
@@ -124,9 +127,11 @@ proptest! {
         partition in 0u32..15,
         max_delay in 0u64..40,
         late in 0u32..30,
+        replay in 0u32..30,
     ) {
         let base = Params::from_seed(seed);
-        let params = Params { nodes, steps, drop, dup, crash, partition, max_delay, late, ..base };
+        let params =
+            Params { nodes, steps, drop, dup, crash, partition, max_delay, late, replay, ..base };
         if let Err(f) = run(seed, &params) {
             prop_assert!(false, "{}", f);
         }

@@ -35,6 +35,8 @@ pub struct Stats {
     pub ticks: u64,
     /// Messages delivered.
     pub delivered: u64,
+    /// Old messages the network delivered again.
+    pub replays: u64,
     /// Crashes, and those that lost at least one `Ready` taken but not written.
     pub crashes: u64,
     /// Crashes that lost a `Ready` (taken from the replica, not written).
@@ -63,6 +65,7 @@ impl AddAssign<&Stats> for Stats {
         self.steps += o.steps;
         self.ticks += o.ticks;
         self.delivered += o.delivered;
+        self.replays += o.replays;
         self.crashes += o.crashes;
         self.lost_readys += o.lost_readys;
         self.wipes += o.wipes;
@@ -80,13 +83,14 @@ impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} runs, {} steps, {} ticks, {} messages, {} crashes ({} lost a Ready, {} the disk), \
-             {} partitions, {} compactions, {} snapshot installs, {} elections, {} acked, \
-             {} slots; slowest recovery {} ticks",
+            "{} runs, {} steps, {} ticks, {} messages ({} replayed), {} crashes ({} lost a Ready, \
+             {} the disk), {} partitions, {} compactions, {} snapshot installs, {} elections, \
+             {} acked, {} slots; slowest recovery {} ticks",
             self.runs,
             self.steps,
             self.ticks,
             self.delivered,
+            self.replays,
             self.crashes,
             self.lost_readys,
             self.wipes,
@@ -156,7 +160,8 @@ impl Cluster {
         let clients = (0..params.clients)
             .map(|c| Client::new(c, rng.random_range(1..=n)))
             .collect();
-        let net = Network::new(params.drop, params.dup, params.max_delay, params.late);
+        let mut net = Network::new(params.drop, params.dup, params.max_delay, params.late);
+        net.record = params.replay > 0;
         Cluster {
             seed,
             params,
@@ -235,6 +240,7 @@ impl Cluster {
         };
         let result = replica.step(msg.clone());
         self.stats.delivered += 1;
+        self.net.delivered(&msg);
         self.event(Event::Deliver(msg));
         result.map_err(|e| format!("node {to}: step failed: {e}"))?;
         self.drain(i)

@@ -1,5 +1,6 @@
-//! Faults: crashes and restarts, partitions and healing, and log compaction (not a fault,
-//! but it is what makes lagging replicas need snapshots, so it is scheduled the same way).
+//! Faults: crashes and restarts, partitions and healing, replays of old messages, and log
+//! compaction (not a fault, but it is what makes lagging replicas need snapshots, so it is
+//! scheduled the same way).
 //!
 //! Random faults fire per step in the fault phase; the named scenarios call the same
 //! functions directly.
@@ -28,6 +29,12 @@ impl Cluster {
         }
         if self.chance(self.params.heal) && !self.net.blocked().is_empty() {
             self.heal();
+        }
+        if self.chance(self.params.replay)
+            && let Some((link, count)) = self.net.replay(self.now, &mut self.rng)
+        {
+            self.stats.replays += count as u64;
+            self.event(Event::Replay(link, count));
         }
         if self.chance(self.params.compact) {
             let i = self.rng.random_range(0..self.nodes.len());
@@ -123,6 +130,15 @@ impl Cluster {
         self.net.split(side, &all);
         self.stats.partitions += 1;
         self.event(Event::Topology(self.net.blocked()));
+    }
+
+    /// Link `from -> to` reconnects and sends again the last messages delivered over it
+    /// (those the network remembers: see `Network::record`). Returns how many.
+    pub fn reconnect(&mut self, from: NodeId, to: NodeId) -> usize {
+        let count = self.net.resend((from, to), self.now, &mut self.rng);
+        self.stats.replays += count as u64;
+        self.event(Event::Replay((from, to), count));
+        count
     }
 
     /// Repairs every link.

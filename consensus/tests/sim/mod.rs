@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   seed ─► ChaCha8Rng ─┬─► faults (crash mid-Ready, restart, partition, heal, compact)
-//!                       ├─► network (delay, reorder, drop, duplicate, blocked links)
+//!                       ├─► network (delay, reorder, drop, duplicate, replay, blocked links)
 //!                       ├─► clients (propose, follow NotLeader hints, retry)
 //!                       └─► ticks ──► Replica ─► Ready ─► driver ─► checker, every step
 //! ```

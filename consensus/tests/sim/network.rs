@@ -1,16 +1,21 @@
-//! The simulated network: messages in flight with per-message delays, drops, duplicates and
-//! a topology of blocked (directed) links.
+//! The simulated network: messages in flight with per-message delays, drops, duplicates,
+//! replays of old messages and a topology of blocked (directed) links.
 //!
 //! Each message is delivered at the step its delay ends, in random order among those due
 //! at the same step, so delay also reorders. Partitions are directed link sets, which
 //! covers symmetric splits of arbitrary node subsets as well as one-way links; a message
 //! meeting a blocked link or a crashed receiver is lost, as on a real network.
+//!
+//! The network also remembers the last [`REPLAY_WINDOW`] messages delivered over each link
+//! and can send them all again ([`Network::replay`]), as a transport does that reconnects
+//! and resends the buffer it had no acknowledgement for: messages of a ballot long gone
+//! reach a node that leads again since, over the link that had been quiet in between.
 
 use paxlog_consensus::{Message, NodeId};
 use rand::Rng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A message on its way.
 #[derive(Clone, Debug)]
@@ -46,10 +51,17 @@ pub struct Network {
     pub max_delay: u64,
     /// Per mille of messages delayed by up to [`LATE_DELAY`] steps instead.
     pub late: u32,
+    /// Whether to remember delivered messages for [`Network::replay`].
+    pub record: bool,
+    /// The last messages delivered over each link, oldest first.
+    history: BTreeMap<(NodeId, NodeId), VecDeque<Message>>,
 }
 
 /// The longest delay of a late message, in steps (hundreds of ticks).
 pub const LATE_DELAY: u64 = 2_000;
+
+/// How many of the last messages delivered over a link a reconnection sends again.
+pub const REPLAY_WINDOW: usize = 8;
 
 impl Network {
     /// A healthy network with these fault rates.
@@ -100,6 +112,49 @@ impl Network {
         self.in_flight = later;
         due.shuffle(rng);
         due
+    }
+
+    /// Takes note of a delivered message, which [`Network::replay`] may send again.
+    pub fn delivered(&mut self, msg: &Message) {
+        if !self.record {
+            return;
+        }
+        let window = self.history.entry((msg.from, msg.to)).or_default();
+        if window.len() == REPLAY_WINDOW {
+            window.pop_front();
+        }
+        window.push_back(msg.clone());
+    }
+
+    /// A link picked at random among those used so far reconnects ([`Network::resend`]).
+    /// Returns the link and how many messages it sends again.
+    pub fn replay(&mut self, now: u64, rng: &mut ChaCha8Rng) -> Option<((NodeId, NodeId), usize)> {
+        if self.history.is_empty() {
+            return None;
+        }
+        let pick = rng.random_range(0..self.history.len());
+        let link = *self.history.keys().nth(pick).expect("in range");
+        Some((link, self.resend(link, now, rng)))
+    }
+
+    /// Link `(from, to)` reconnects: the last messages delivered over it are sent again,
+    /// each with an ordinary delay (so also reordered). Returns how many.
+    pub fn resend(&mut self, link: (NodeId, NodeId), now: u64, rng: &mut ChaCha8Rng) -> usize {
+        let copies: Vec<Message> = self
+            .history
+            .get(&link)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        for msg in &copies {
+            let deliver_at = now + 1 + rng.random_range(0..=self.max_delay);
+            self.in_flight.push(Packet {
+                msg: msg.clone(),
+                deliver_at,
+            });
+        }
+        copies.len()
     }
 
     /// Takes every message in flight that `pred` selects, in the order they were sent.

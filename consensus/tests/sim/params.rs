@@ -52,6 +52,10 @@ params! {
     /// Per mille of sent messages that arrive very late (up to `network::LATE_DELAY`
     /// steps), long after leaders changed and nodes restarted: stale messages meet new state.
     late: u32 = "late",
+    /// Per mille per step: a random link reconnects and delivers again the last
+    /// `network::REPLAY_WINDOW` messages it delivered (a transport resending what it had no
+    /// acknowledgement for): a stale `Accepted` or `Promise` meets a leader re-elected since.
+    replay: u32 = "replay",
     /// Per mille of `Ready` executions during which the node crashes (before, between or
     /// after writing the `Ready`s it holds, losing what was not written).
     crash: u32 = "crash",
@@ -94,7 +98,7 @@ params! {
 
 /// Bumped whenever the meaning of a parameter or the order of random draws changes, so an old
 /// replay string is refused instead of silently replaying a different schedule.
-const VERSION: u64 = 7;
+const VERSION: u64 = 8;
 
 impl Params {
     /// The parameters the seeded loop test uses for `seed`: a mix of every fault, drawn from
@@ -129,6 +133,8 @@ impl Params {
             max_inflight: [2, 4, 8, 64][pick(0, 3) as usize],
             max_batch: [1, 2, 4, 256][pick(0, 3) as usize],
             lockstep: 0,
+            // Drawn last, so that every other parameter of a seed is as in version 7.
+            replay: [0, 0, 5, 20][pick(0, 3) as usize],
             // Off by default: disk-loss repair is known unsafe (see the ignored regressions
             // in `simulation/regressions.rs`); hunt it with `SIM_PARAMS='wipe=500'`.
             wipe: 0,
@@ -146,6 +152,7 @@ impl Params {
             dup: 0,
             max_delay: 5,
             late: 0,
+            replay: 0,
             crash: 0,
             bounce: 0,
             wipe: 0,

@@ -15,6 +15,8 @@ pub enum Event {
     Deliver(Message),
     /// A message was lost on delivery (`why`: blocked link or crashed receiver).
     Lost(Message, &'static str),
+    /// A link reconnected and sent again its last `count` delivered messages.
+    Replay((NodeId, NodeId), usize),
     /// A node ticked.
     Tick(NodeId),
     /// A client proposed to a node.
@@ -105,6 +107,9 @@ impl fmt::Display for Event {
             Event::Deliver(m) => write!(f, "deliver {} -> {}: {:?}", m.from, m.to, m.body),
             Event::Lost(m, why) => {
                 write!(f, "lost ({why}) {} -> {}: {}", m.from, m.to, m.body.kind())
+            }
+            Event::Replay((from, to), count) => {
+                write!(f, "REPLAY {from} -> {to}: last {count} messages sent again")
             }
             Event::Tick(n) => write!(f, "tick {n}"),
             Event::Propose {

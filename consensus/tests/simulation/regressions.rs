@@ -160,9 +160,9 @@ fn leader_that_learns_a_foreign_decision_does_not_vouch_for_its_own_proposal() {
 fn leader_whose_teacher_died_runs_phase_one_again() {
     replays_clean(
         5909,
-        "n=3,clients=4,steps=150,drop=0,dup=0,delay=20,late=0,crash=26,bounce=0,wipe=0,restart=16,\
-         part=0,heal=21,compact=0,lazy=0,propose=250,hb=3,rt=2,emin=15,emax=30,inflight=4,\
-         batch=2,lockstep=0,v=7",
+        "n=3,clients=4,steps=150,drop=0,dup=0,delay=20,late=0,replay=0,crash=26,bounce=0,wipe=0,\
+         restart=16,part=0,heal=21,compact=0,lazy=0,propose=250,hb=3,rt=2,emin=15,emax=30,\
+         inflight=4,batch=2,lockstep=0,v=8",
     );
 }
 
@@ -181,9 +181,9 @@ fn leader_whose_teacher_died_runs_phase_one_again() {
 fn new_leader_learns_from_its_quorum_not_a_stale_source() {
     replays_clean(
         326,
-        "n=3,clients=2,steps=150,drop=0,dup=0,delay=19,late=0,crash=20,bounce=0,restart=34,\
-         part=0,heal=15,compact=0,lazy=0,propose=188,hb=3,rt=6,emin=15,emax=30,inflight=8,\
-         batch=4,lockstep=0,wipe=0,v=7",
+        "n=3,clients=2,steps=150,drop=0,dup=0,delay=19,late=0,replay=0,crash=20,bounce=0,\
+         restart=34,part=0,heal=15,compact=0,lazy=0,propose=188,hb=3,rt=6,emin=15,emax=30,\
+         inflight=8,batch=4,lockstep=0,wipe=0,v=8",
     );
 }
 
@@ -206,9 +206,9 @@ fn new_leader_learns_from_its_quorum_not_a_stale_source() {
 fn disk_loss_repair_must_not_vote_below_what_it_accepted() {
     replays_clean(
         625,
-        "n=3,clients=2,steps=300,drop=73,dup=45,delay=13,late=19,crash=11,bounce=1000,wipe=1000,\
-         restart=28,part=2,heal=29,compact=2,lazy=0,propose=223,hb=2,rt=6,emin=8,emax=23,\
-         inflight=64,batch=256,lockstep=0,v=7",
+        "n=3,clients=2,steps=300,drop=73,dup=45,delay=13,late=19,replay=0,crash=11,bounce=1000,\
+         wipe=1000,restart=28,part=2,heal=29,compact=2,lazy=0,propose=223,hb=2,rt=6,emin=8,emax=23,\
+         inflight=64,batch=256,lockstep=0,v=8",
     );
 }
 
@@ -222,9 +222,9 @@ fn disk_loss_repair_must_not_vote_below_what_it_accepted() {
 fn disk_loss_must_not_reuse_a_ballot() {
     replays_clean(
         6117,
-        "n=3,clients=3,steps=300,drop=20,dup=89,delay=0,late=15,crash=13,bounce=1000,wipe=1000,\
-         restart=22,part=8,heal=5,compact=8,lazy=0,propose=159,hb=2,rt=6,emin=8,emax=23,\
-         inflight=64,batch=1,lockstep=0,v=7",
+        "n=3,clients=3,steps=300,drop=20,dup=89,delay=0,late=15,replay=0,crash=13,bounce=1000,\
+         wipe=1000,restart=22,part=8,heal=5,compact=8,lazy=0,propose=159,hb=2,rt=6,emin=8,emax=23,\
+         inflight=64,batch=1,lockstep=0,v=8",
     );
 }
 
@@ -277,4 +277,135 @@ fn leader_rejected_by_a_runaway_follower_leads_again_at_once() {
         "the leader must lead again without waiting for a timeout"
     );
     ok!(c, c.finish());
+}
+
+/// Elects `cand` with the votes of `group` only (messages to or from anyone else are lost),
+/// delivering phase 1 only: ticks `cand` until it sends a `Prepare`, delivers the phase 1
+/// messages within `group`, and where a member still deems an old leader alive or promised
+/// a higher ballot, lets the others' clocks run and tries again.
+fn elect_within(c: &mut Cluster, cand: NodeId, group: &[NodeId]) -> Result<(), String> {
+    let inside = among(group.to_vec());
+    let is_prepare = |m: &Message| matches!(m.body, MessageBody::Prepare { .. });
+    let phase1 = |m: &Message| {
+        inside(m)
+            && matches!(
+                m.body,
+                MessageBody::Prepare { .. }
+                    | MessageBody::Promise { .. }
+                    | MessageBody::Nack { .. }
+            )
+    };
+    for _ in 0..20 {
+        c.drop_where(|m| !inside(m));
+        c.tick_node_until(cand, 200, |c| {
+            c.net.any(|m| m.from == cand && is_prepare(m))
+        })?;
+        c.drop_where(|m| !inside(m));
+        c.deliver_where(phase1)?;
+        if c.role_of(cand) == "leader" {
+            return Ok(());
+        }
+        for _ in 0..5 {
+            for &n in group.iter().filter(|&&n| n != cand) {
+                c.tick_node(n)?;
+            }
+        }
+        c.drop_where(|m| m.from != cand && is_prepare(m));
+    }
+    Err(format!("scenario: {cand} not elected within {group:?}"))
+}
+
+/// **Planted bug (safety): a leader counted acceptances of an older ballot.**
+///
+/// Not a bug the simulation found: planted (`on_accepted` without its `l.ballot != ballot`
+/// check) to measure it, and 240,000 random schedules with every fault mix tried, the
+/// `replay` fault included, did not find it. Five nodes N, A, B, M, C. N leads with ballot
+/// b1 and proposes "v" in slot s; only A accepts. N crashes. M leads with b2 (votes of B and
+/// C) and proposes "w" in s; only C accepts, and M crashes. N restarts and leads with b3
+/// (votes of A and B): the highest ballot its quorum reports for s is b1, so it proposes
+/// "v" again; only B accepts. Now the link from A to N reconnects and resends A's
+/// `Accepted` of b1: counted, it makes N, B, A a quorum and N decides "v", though only N
+/// and B accepted it under b3. N crashes; a leader elected by A, M and C finds "w" under
+/// b2, the highest ballot there, and decides it (with the bug):
+/// `agreement: node 3 decided "w" for slot 5, which already had "v"`.
+///
+/// A quorum that mixes ballots is no quorum: a later leader's phase 1 (highest ballot
+/// wins) need not find the value it decided. Fix (`proposer.rs`, `on_accepted`): only
+/// acceptances of the leader's own ballot count. Random schedules deliver such stale
+/// acceptances often (with `replay`, `late` and quick re-elections), but almost always for
+/// a value no other ballot contested; the rest of this sequence (two leaders whose values
+/// for one slot each reached a minority, the first re-elected, then deposed before anyone
+/// learns) they did not build, so it is scripted.
+#[test]
+fn leader_counts_only_acceptances_of_its_own_ballot() {
+    let mut c = Cluster::new(
+        61,
+        Params {
+            clients: 1,
+            ..Params::quiet(5)
+        },
+    );
+    c.net.record = true; // remember delivered messages, to resend them on reconnection
+    let n = ok!(c, c.settle(3));
+    let others: Vec<NodeId> = (1..=5).filter(|&x| x != n).collect();
+    let (a, b, m, cc) = (others[0], others[1], others[2], others[3]);
+    let accept_to = |to: NodeId| {
+        move |msg: &Message| msg.to == to && matches!(msg.body, MessageBody::Accept { .. })
+    };
+    let accepted = |msg: &Message| matches!(msg.body, MessageBody::Accepted { .. });
+    c.drop_where(|_| true);
+
+    // Ballot b1: N proposes "v" in slot s; only A accepts. N crashes.
+    let s = ok!(c, c.propose_to(n, "v")).slot;
+    ok!(c, c.deliver_where(|msg| msg.from == n && accept_to(a)(msg)));
+    assert_eq!(
+        ok!(c, c.deliver_where(|msg| msg.from == a && accepted(msg))),
+        1
+    );
+    c.drop_where(|_| true);
+    c.crash_node(n);
+
+    // Ballot b2: M leads with B and C, proposes "w" in slot s; only C accepts. M crashes.
+    ok!(c, elect_within(&mut c, m, &[m, b, cc]));
+    assert_eq!(ok!(c, c.propose_to(m, "w")).slot, s);
+    ok!(
+        c,
+        c.deliver_where(|msg| msg.from == m && accept_to(cc)(msg))
+    );
+    c.drop_where(|_| true);
+    c.crash_node(m);
+
+    // Ballot b3: N restarts and leads with A and B; it proposes "v" again, only B accepts.
+    ok!(c, c.restart((n - 1) as usize));
+    ok!(c, elect_within(&mut c, n, &[n, a, b]));
+    ok!(c, c.deliver_where(|msg| msg.from == n && accept_to(b)(msg)));
+    ok!(c, c.deliver_where(|msg| msg.from == b && msg.to == n));
+    c.drop_where(|_| true);
+    assert_eq!(
+        c.decided_on(n),
+        s - 1,
+        "N and B alone must not decide slot {s}"
+    );
+
+    // The link from A to N reconnects and resends A's last messages, among them its
+    // acceptance under b1, which N must not count. Then N crashes before telling anyone.
+    assert!(
+        c.reconnect(a, n) >= 2,
+        "A's acceptance under b1 and promise for b3"
+    );
+    ok!(c, c.deliver_where(|msg| msg.from == a && msg.to == n));
+    c.drop_where(|_| true);
+    c.crash_node(n);
+
+    // A, M and C elect a leader, which finds "w" under b2 and decides it.
+    ok!(c, c.restart((m - 1) as usize));
+    ok!(c, elect_within(&mut c, m, &[a, m, cc]));
+    for _ in 0..10 {
+        ok!(c, c.tick_node(m));
+        ok!(c, c.deliver_where(among(vec![a, m, cc])));
+    }
+    assert!(c.decided_on(m) >= s, "M must decide slot {s}");
+    ok!(c, c.finish());
+    let w = paxlog_consensus::Value::Data("w".into());
+    assert_eq!(c.nodes[(n - 1) as usize].app.value(s), Some(&w));
 }
