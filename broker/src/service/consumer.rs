@@ -58,11 +58,7 @@ impl ClientApi {
         let mut hwm_rx = status.high_watermark;
         loop {
             let hwm = *hwm_rx.borrow_and_update();
-            let log_start = self
-                .inner
-                .db
-                .log_start_offset(p.group)
-                .map_err(|e| Error::ReplicaStopped(e.to_string()))?;
+            let log_start = self.inner.db.log_start_offset(p.group)?;
             let leading = self.leader_of(p.group) == Some(self.inner.node);
             if offset < log_start || (offset > hwm && leading) {
                 return Err(Error::OffsetOutOfRange {
@@ -85,7 +81,8 @@ impl ClientApi {
                 })
                 .await
                 .map_err(|e| Error::ReplicaStopped(e.to_string()))?
-                .map_err(|e| Error::ReplicaStopped(e.to_string()))?;
+                // The one mapping decides: corrupt data, an offset a trim just removed, ...
+                .map_err(Error::Storage)?;
                 for (off, rec) in read.records {
                     fetched.bytes += rec.encoded_len();
                     fetched.records.push(record_to_wire(off, rec));

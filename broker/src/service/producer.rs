@@ -3,6 +3,7 @@
 use super::{ClientApi, now_ms, timeout_of};
 use crate::convert::records::record_from_wire;
 use crate::error::Error;
+use crate::metadata::Topic;
 use crate::node::Proposed;
 use crate::partition::codec::{AppendBatch, PartitionCommand};
 use paxlog_proto::v1::{self as pb, producer_server::Producer};
@@ -11,14 +12,29 @@ use tonic::{Request, Response, Status};
 
 impl ClientApi {
     /// The partition a request goes to: the one given, else the hash of the first record's
-    /// key (stable, so one key always lands in one partition), else round-robin.
-    fn choose_partition(&self, r: &pb::PublishRequest, count: u32) -> u32 {
+    /// key (stable, so one key always lands in one partition), else, as the wire contract
+    /// says, one this broker leads (round-robin among them), so a keyless publish is not
+    /// bounced to another broker; round-robin over all when it leads none.
+    fn choose_partition(&self, r: &pb::PublishRequest, topic: &Topic) -> u32 {
+        let count = topic.partitions.len() as u32;
         if let Some(p) = r.partition {
             return p;
         }
-        match r.records.first().map(|rec| &rec.key) {
-            Some(key) if !key.is_empty() => crc32fast::hash(key) % count,
-            _ => (self.inner.round_robin.fetch_add(1, Ordering::Relaxed) % count as u64) as u32,
+        if let Some(key) = r.records.first().map(|rec| &rec.key)
+            && !key.is_empty()
+        {
+            return crc32fast::hash(key) % count;
+        }
+        let turn = self.inner.round_robin.fetch_add(1, Ordering::Relaxed);
+        let led: Vec<u32> = topic
+            .partitions
+            .iter()
+            .filter(|p| self.leader_of(p.group) == Some(self.inner.node))
+            .map(|p| p.index)
+            .collect();
+        match led.len() {
+            0 => (turn % u64::from(count)) as u32,
+            n => led[(turn % n as u64) as usize],
         }
     }
 }
@@ -64,7 +80,7 @@ impl Producer for ClientApi {
                 .into());
             }
         }
-        let partition = self.choose_partition(&r, topic.partitions.len() as u32);
+        let partition = self.choose_partition(&r, &topic);
         let p = self.partition(&topic, partition)?;
         if !p.replicas.contains(&self.inner.node) {
             return Err(self.not_leader(p.replicas.first().copied()).into());

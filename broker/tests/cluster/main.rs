@@ -8,4 +8,5 @@ mod corruption;
 mod failover;
 mod harness;
 mod restart;
+mod routing;
 mod smoke;
