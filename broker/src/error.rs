@@ -86,6 +86,14 @@ pub enum Error {
     /// Too many writes in flight.
     #[error("the partition leader is busy with too many writes in flight: retry with backoff")]
     Busy,
+    /// A new partition leader cannot check idempotent sequences yet.
+    #[error(
+        "the partition's new leader is still applying what earlier leaders wrote: retry in a moment"
+    )]
+    Recovering,
+    /// An idempotent batch was refused.
+    #[error(transparent)]
+    Producer(#[from] crate::partition::producers::ProducerError),
     /// Leadership changed before the write was decided.
     #[error(
         "leadership changed before the write was decided: it may or may not be stored; retry (an idempotent producer makes the retry safe)"
@@ -244,9 +252,23 @@ impl From<Error> for tonic::Status {
             Error::UnknownPartition { .. } => (Code::NotFound, C::UnknownPartition, None),
             Error::Meta(M::InvalidName(_)) => (Code::InvalidArgument, C::InvalidName, None),
             Error::Meta(M::TopicExists(_)) => (Code::AlreadyExists, C::TopicExists, None),
-            Error::Meta(M::InvalidPartitions(_) | M::InvalidReplication { .. }) => {
-                (Code::InvalidArgument, C::InvalidConfig, None)
+            Error::Meta(
+                M::InvalidPartitions(_) | M::InvalidReplication { .. } | M::InvalidConfig(_),
+            ) => (Code::InvalidArgument, C::InvalidConfig, None),
+            Error::Meta(M::UnknownProducer(_)) => (Code::NotFound, C::UnknownProducer, None),
+            Error::Producer(e) => {
+                use crate::partition::producers::ProducerError as P;
+                match e {
+                    P::Fenced { .. } => (Code::FailedPrecondition, C::ProducerFenced, None),
+                    P::OutOfOrder { .. } => {
+                        (Code::FailedPrecondition, C::OutOfOrderSequence, None)
+                    }
+                    P::Overlap { .. } => (Code::InvalidArgument, C::OutOfOrderSequence, None),
+                    P::Duplicate { .. } => (Code::AlreadyExists, C::DuplicateSequence, None),
+                    P::Unknown { .. } => (Code::FailedPrecondition, C::UnknownProducer, None),
+                }
             }
+            Error::Recovering => (Code::Unavailable, C::Throttled, None),
             Error::RecordTooLarge { .. } => (Code::InvalidArgument, C::RecordTooLarge, None),
             Error::InvalidRequest(_) => (Code::InvalidArgument, C::InvalidRequest, None),
             Error::OffsetOutOfRange { .. }

@@ -30,6 +30,12 @@ pub enum MetaCommand {
         /// Topic name.
         name: String,
     },
+    /// Hand out an idempotent producer identity: a new id (when `producer_id` is 0) with
+    /// epoch 0, or the next epoch of an existing id, which fences its older instances.
+    InitProducer {
+        /// 0 for a new id, else the id to bump.
+        producer_id: u64,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -82,6 +88,8 @@ mod tests {
             name: "orders".into(),
         };
         assert_eq!(MetaCommand::decode(&d.encode()), Ok(d));
+        let p = MetaCommand::InitProducer { producer_id: 4 };
+        assert_eq!(MetaCommand::decode(&p.encode()), Ok(p));
     }
 
     #[test]

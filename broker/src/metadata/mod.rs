@@ -13,10 +13,12 @@
 
 mod command;
 mod placement;
+pub mod settings;
 mod state;
 
 pub use command::{MetaCommand, TopicConfig};
 pub use placement::place;
+pub use settings::TopicSettings;
 pub use state::{Applied, MetaError, MetadataState, PartitionInfo, Topic};
 
 /// The Paxos group id of the cluster metadata.

@@ -1,6 +1,7 @@
 //! The metadata state machine: what every broker computes from the decided metadata log.
 
 use super::command::{MetaCommand, TopicConfig};
+use super::settings::TopicSettings;
 use super::{MAX_PARTITIONS, place, validate_topic_name};
 use crate::config::NodeId;
 use serde::Serialize;
@@ -26,8 +27,16 @@ pub struct Topic {
     pub partitions: Vec<PartitionInfo>,
     /// Replicas per partition.
     pub replication: u32,
-    /// Settings.
+    /// Settings as given at creation (checked by [`TopicSettings::parse`]).
     pub config: TopicConfig,
+}
+
+impl Topic {
+    /// The parsed settings (defaults for keys not given).
+    pub fn settings(&self) -> TopicSettings {
+        // Checked when the topic was created, so it parses.
+        TopicSettings::parse(&self.config).unwrap_or_default()
+    }
 }
 
 /// Why a metadata command was refused. Decided deterministically: every broker refuses the
@@ -58,6 +67,12 @@ pub enum MetaError {
         /// Brokers in the cluster.
         brokers: usize,
     },
+    /// A topic setting is unknown or out of range.
+    #[error("invalid topic config: {0}")]
+    InvalidConfig(String),
+    /// InitProducer named a producer id the cluster never handed out.
+    #[error("unknown producer id {0}: call InitProducer with producer id 0 to get a new one")]
+    UnknownProducer(u64),
 }
 
 /// What applying a command did.
@@ -67,6 +82,13 @@ pub enum Applied {
     Created(Topic),
     /// A topic was deleted.
     Deleted(Topic),
+    /// A producer identity was handed out.
+    Producer {
+        /// The producer id (never 0).
+        producer_id: u64,
+        /// Its new epoch.
+        epoch: u32,
+    },
     /// The command was refused.
     Refused(MetaError),
 }
@@ -78,6 +100,10 @@ pub struct MetadataState {
     topics: BTreeMap<String, Topic>,
     /// Next partition group id (0 is the metadata group itself).
     next_group: u64,
+    /// The newest epoch of every producer id handed out.
+    producers: BTreeMap<u64, u32>,
+    /// Next producer id (ids start at 1).
+    next_producer_id: u64,
     /// The last metadata slot applied.
     pub applied: u64,
 }
@@ -90,6 +116,8 @@ impl MetadataState {
             nodes,
             topics: BTreeMap::new(),
             next_group: 1,
+            producers: BTreeMap::new(),
+            next_producer_id: 1,
             applied: 0,
         }
     }
@@ -102,9 +130,10 @@ impl MetadataState {
                 name,
                 partitions,
                 replication,
-                ..
+                config,
             } => {
                 validate_topic_name(name)?;
+                TopicSettings::parse(config)?;
                 if self.topics.contains_key(name) {
                     return Err(MetaError::TopicExists(name.clone()));
                 }
@@ -123,6 +152,12 @@ impl MetadataState {
                 true => Ok(()),
                 false => Err(MetaError::UnknownTopic(name.clone())),
             },
+            MetaCommand::InitProducer { producer_id } => {
+                match *producer_id == 0 || self.producers.contains_key(producer_id) {
+                    true => Ok(()),
+                    false => Err(MetaError::UnknownProducer(*producer_id)),
+                }
+            }
         }
     }
 
@@ -161,7 +196,26 @@ impl MetadataState {
                 Some(t) => Applied::Deleted(t),
                 None => Applied::Refused(MetaError::UnknownTopic(name)),
             },
+            MetaCommand::InitProducer { producer_id } => {
+                let (producer_id, epoch) = match producer_id {
+                    0 => {
+                        let id = self.next_producer_id;
+                        self.next_producer_id += 1;
+                        (id, 0)
+                    }
+                    // An epoch that wraps around starts again at 0: the id's older instances
+                    // are long gone by then (2^32 restarts).
+                    id => (id, self.producers.get(&id).map_or(0, |e| e.wrapping_add(1))),
+                };
+                self.producers.insert(producer_id, epoch);
+                Applied::Producer { producer_id, epoch }
+            }
         }
+    }
+
+    /// The newest epoch of `producer_id`, if the cluster handed that id out.
+    pub fn producer_epoch(&self, producer_id: u64) -> Option<u32> {
+        self.producers.get(&producer_id).copied()
     }
 
     /// The brokers of the cluster, sorted.
@@ -256,5 +310,49 @@ mod tests {
             Applied::Refused(MetaError::UnknownTopic(_))
         ));
         assert_eq!(m.applied, 7);
+        let bad_config = MetaCommand::CreateTopic {
+            name: "c".into(),
+            partitions: 1,
+            replication: 1,
+            config: [("retention.days".to_owned(), "1".to_owned())].into(),
+        };
+        assert!(matches!(
+            m.apply(8, bad_config),
+            Applied::Refused(MetaError::InvalidConfig(_))
+        ));
+    }
+
+    #[test]
+    fn producer_ids_are_unique_and_epochs_grow() {
+        let mut m = MetadataState::new(vec![1, 2, 3]);
+        let init = |id| MetaCommand::InitProducer { producer_id: id };
+        assert_eq!(
+            m.apply(1, init(0)),
+            Applied::Producer {
+                producer_id: 1,
+                epoch: 0
+            }
+        );
+        assert_eq!(
+            m.apply(2, init(0)),
+            Applied::Producer {
+                producer_id: 2,
+                epoch: 0
+            }
+        );
+        assert_eq!(
+            m.apply(3, init(1)),
+            Applied::Producer {
+                producer_id: 1,
+                epoch: 1
+            }
+        );
+        assert_eq!(m.producer_epoch(1), Some(1));
+        assert_eq!(m.producer_epoch(2), Some(0));
+        assert_eq!(m.producer_epoch(3), None);
+        assert_eq!(
+            m.apply(4, init(9)),
+            Applied::Refused(MetaError::UnknownProducer(9))
+        );
     }
 }

@@ -2,13 +2,15 @@
 //! every group), then send, then apply — for the metadata group and every local partition.
 
 use super::Command;
-use super::group::{Group, Kind, MetaEffect};
+use super::group::{Effect, Group, Kind, PartitionState, producer_key};
 use super::view::{GroupStatus, View};
 use crate::config::NodeId;
 use crate::error::Fatal;
-use crate::metadata::{METADATA_GROUP, MetaCommand, MetadataState, PartitionInfo};
+use crate::metadata::{METADATA_GROUP, MetaCommand, MetadataState, PartitionInfo, TopicSettings};
 use crate::partition::codec::PartitionCommand;
-use crate::storage::{Db, GroupCommit, GroupStore};
+use crate::partition::producers::{ProducerState, ProducerTable};
+use crate::partition::snapshot::PartitionSnapshot;
+use crate::storage::{Db, GroupCommit, GroupStore, IndexEntry, KvSpace};
 use crate::transport::{Inbound, PeerHub};
 use paxlog_consensus::{Config as ReplicaConfig, Replica, Storage as _, Value};
 use std::collections::BTreeMap;
@@ -25,6 +27,8 @@ pub struct DriverConfig {
     pub members: Vec<NodeId>,
     /// Length of one consensus tick.
     pub tick: Duration,
+    /// Ticks between two retention checks of a partition this node leads.
+    pub retention_check_ticks: u64,
 }
 
 impl DriverConfig {
@@ -34,6 +38,7 @@ impl DriverConfig {
             node,
             members,
             tick: Duration::from_millis(10),
+            retention_check_ticks: 100,
         }
     }
 
@@ -67,6 +72,7 @@ pub struct Driver {
     groups: BTreeMap<u64, Group>,
     inbound: mpsc::Receiver<Inbound>,
     commands: mpsc::Receiver<Command>,
+    ticks: u64,
 }
 
 fn fatal(action: &'static str, e: impl std::fmt::Display) -> Fatal {
@@ -103,7 +109,14 @@ impl Driver {
             meta_store,
         )
         .map_err(|e| fatal("starting the metadata replica", e))?;
-        let hosted = meta.hosted_by(cfg.node);
+        let hosted: Vec<_> = meta
+            .hosted_by(cfg.node)
+            .into_iter()
+            .map(|p| {
+                let settings = settings_of(&meta, p.group);
+                (p, settings)
+            })
+            .collect();
         let view = Arc::new(View::new(meta.clone()));
         let mut driver = Driver {
             cfg,
@@ -113,13 +126,14 @@ impl Driver {
             groups: BTreeMap::new(),
             inbound,
             commands,
+            ticks: 0,
         };
         driver.groups.insert(
             METADATA_GROUP,
             Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta)),
         );
-        for p in hosted {
-            driver.open_partition(&p)?;
+        for (p, settings) in hosted {
+            driver.open_partition(&p, settings)?;
         }
         driver.publish_all();
         Ok((driver, view))
@@ -127,9 +141,10 @@ impl Driver {
 
     /// Opens a local partition replica: checks every stored batch's CRC first; a replica
     /// whose data is corrupt is wiped and rejoins without a vote until it has caught up.
-    fn open_partition(&mut self, p: &PartitionInfo) -> Result<(), Fatal> {
+    fn open_partition(&mut self, p: &PartitionInfo, settings: TopicSettings) -> Result<(), Fatal> {
         let store = GroupStore::new(self.db.clone(), p.group);
-        if let Err(e) = self.db.verify_group(p.group) {
+        let report = self.db.verify_group(p.group);
+        if let Err(e) = &report {
             // Never serve or vote with bad data. Rejoining empty without a vote is not yet
             // safe (the consensus simulation breaks Config::repairing), so the replica is
             // taken out of service and the data kept for inspection; the partition's other
@@ -161,16 +176,49 @@ impl Driver {
             Some(last) => (last.end_offset(), last.slot + 1),
             None => (0, 1),
         };
+        let mut producers = ProducerTable::new();
+        for (key, value) in self
+            .db
+            .scan_prefix(KvSpace::Producers, &p.group.to_be_bytes())
+            .map_err(|e| fatal("reading producer state", e))?
+        {
+            let id = key
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| fatal("reading producer state", "a key is not group | id"))?;
+            let state = ProducerState::decode(&value)
+                .map_err(|e| fatal("decoding producer state", e))?;
+            producers.insert(id, state);
+        }
+        // Re-apply what the index missed: offsets and producer state (a monotone merge, so
+        // batches folded in before the crash change nothing).
         let mut index = GroupCommit::new();
         for (slot, entry) in store
             .entries(from_slot, init.decided)
             .map_err(|e| fatal("reading a partition", e))?
         {
-            if let Value::Data(bytes) = entry.value {
-                let PartitionCommand::Append(batch) = PartitionCommand::decode_bytes(bytes)
-                    .map_err(|e| fatal("decoding a stored batch", e))?;
+            if let Value::Data(bytes) = entry.value
+                && let PartitionCommand::Append(batch) = PartitionCommand::decode_bytes(bytes)
+                    .map_err(|e| fatal("decoding a stored batch", e))?
+            {
                 let count = batch.records.len() as u32;
                 index.index(p.group, next_offset, slot, count);
+                if let Some(seq) = batch.producer {
+                    let meta = crate::partition::producers::BatchMeta {
+                        base_sequence: seq.base_sequence,
+                        count,
+                        base_offset: next_offset,
+                    };
+                    let state = producers.entry(seq.producer_id).or_default();
+                    if state.record(seq.epoch, meta) {
+                        index.put(
+                            KvSpace::Producers,
+                            producer_key(p.group, seq.producer_id),
+                            &state.encode(),
+                        );
+                    }
+                }
                 next_offset += count as u64;
             }
             from_slot = slot + 1;
@@ -183,9 +231,11 @@ impl Driver {
         let config = self.cfg.replica(p.group, p.replicas.clone(), preferred);
         let replica =
             Replica::new(config, store).map_err(|e| fatal("starting a partition replica", e))?;
+        let log_bytes = report.map_or(0, |r| r.bytes);
+        let state = PartitionState::new(next_offset, producers, log_bytes, settings);
         self.groups.insert(
             p.group,
-            Group::new(p.group, replica, Kind::Partition { next_offset }),
+            Group::new(p.group, replica, Kind::Partition(state)),
         );
         Ok(())
     }
@@ -231,20 +281,42 @@ impl Driver {
             Command::Propose {
                 group,
                 payload,
+                idempotent,
                 reply,
-            } => match self.groups.get_mut(&group) {
-                Some(g) => g.propose(payload, reply),
-                None => {
-                    let _ = reply.send(Err(super::ProposeFailure::NotHosted));
+            } => {
+                let epoch = idempotent.and_then(|batch| {
+                    self.metadata()
+                        .and_then(|m| m.producer_epoch(batch.seq.producer_id))
+                });
+                match self.groups.get_mut(&group) {
+                    Some(g) => g.propose(payload, idempotent.map(|b| (b, epoch)), reply),
+                    None => {
+                        let _ = reply.send(Err(super::ProposeFailure::NotHosted));
+                    }
                 }
-            },
+            }
+        }
+    }
+
+    /// The applied cluster metadata.
+    fn metadata(&self) -> Option<&MetadataState> {
+        match self.groups.get(&METADATA_GROUP).map(|g| &g.kind) {
+            Some(Kind::Meta(meta)) => Some(meta),
+            _ => None,
         }
     }
 
     fn tick_all(&mut self) {
+        self.ticks += 1;
+        let check_retention = self.ticks % self.cfg.retention_check_ticks.max(1) == 0;
         let mut failed = Vec::new();
         for g in self.groups.values_mut().filter(|g| g.stopped.is_none()) {
             if let Err(e) = g.replica.tick() {
+                failed.push((g.id, e.to_string()));
+                continue;
+            }
+            g.propose_barrier_if_needed();
+            if check_retention && let Err(e) = self::retention_check(&self.db, g) {
                 failed.push((g.id, e.to_string()));
             }
         }
@@ -281,11 +353,43 @@ impl Driver {
             // 1. Persist: one synced write for every group's changes.
             let mut readies = readies;
             let mut commit = GroupCommit::new();
+            let mut installs = Vec::new();
+            let mut failed = Vec::new();
             for (id, r) in &mut readies {
+                if let Some(snapshot) = &r.persist.snapshot {
+                    // A partition snapshot: the log then starts after it (a replica that
+                    // installs one may hold nothing it covers); one a peer sent also brings
+                    // the producer state, persisted with it.
+                    match snapshot_of(*id, &snapshot.data) {
+                        Ok(state) => {
+                            let marker = IndexEntry {
+                                base_offset: state.next_offset,
+                                slot: snapshot.slot,
+                                count: 0,
+                            };
+                            commit.trim_marker(*id, marker);
+                            if r.snapshot.is_some() {
+                                for (producer, p) in &state.producers {
+                                    commit.put(
+                                        KvSpace::Producers,
+                                        producer_key(*id, *producer),
+                                        &p.encode(),
+                                    );
+                                }
+                                installs.push((*id, state));
+                            }
+                        }
+                        Err(why) => {
+                            failed.push((*id, why));
+                            continue;
+                        }
+                    }
+                }
                 if !r.persist.is_empty() {
                     commit.persist(*id, std::mem::take(&mut r.persist));
                 }
             }
+            readies.retain(|(id, _)| !failed.iter().any(|(f, _)| f == id));
             if !commit.is_empty() {
                 let db = self.db.clone();
                 tokio::task::spawn_blocking(move || db.commit(commit, true))
@@ -297,7 +401,6 @@ impl Driver {
             let mut index = GroupCommit::new();
             let mut effects = Vec::new();
             let mut answers = Vec::new();
-            let mut failed = Vec::new();
             for (id, ready) in readies {
                 let Some(g) = self.groups.get_mut(&id) else {
                     continue;
@@ -312,7 +415,17 @@ impl Driver {
                 if let Some(change) = ready.leader {
                     tracing::info!(node = self.cfg.node, partition = id, ballot = %change.ballot,
                         leader = ?change.leader, "leadership changed");
+                    g.on_leader_change(change.is_self);
                 }
+                if ready.snapshot.is_some()
+                    && let Some(pos) = installs.iter().position(|(g, _)| *g == id)
+                {
+                    let (_, state) = installs.swap_remove(pos);
+                    tracing::info!(node = self.cfg.node, partition = id,
+                        next_offset = state.next_offset, "snapshot installed from the leader");
+                    g.install_snapshot(&state);
+                }
+                g.propose_barrier_if_needed();
                 for (slot, value) in ready.decided {
                     match g.apply(slot, value, &mut index) {
                         Ok(Some(effect)) => effects.push(effect),
@@ -347,26 +460,35 @@ impl Driver {
         Ok(())
     }
 
-    /// Opens replicas of new local partitions, closes those of deleted topics.
-    fn apply_effects(&mut self, effects: Vec<MetaEffect>) -> Result<(), Fatal> {
+    /// Opens replicas of new local partitions, closes those of deleted topics, trims
+    /// partitions.
+    fn apply_effects(&mut self, effects: Vec<Effect>) -> Result<(), Fatal> {
         if effects.is_empty() {
             return Ok(());
         }
+        let mut metadata_changed = false;
         for effect in effects {
             match effect {
-                MetaEffect::Created(topic) => {
+                Effect::Trim {
+                    group,
+                    up_to_offset,
+                } => self.trim(group, up_to_offset),
+                Effect::Created(topic) => {
+                    metadata_changed = true;
                     let node = self.cfg.node;
+                    let settings = topic.settings();
                     for p in topic
                         .partitions
                         .iter()
                         .filter(|p| p.replicas.contains(&node))
                     {
                         if !self.groups.contains_key(&p.group) {
-                            self.open_partition(p)?;
+                            self.open_partition(p, settings)?;
                         }
                     }
                 }
-                MetaEffect::Deleted(topic) => {
+                Effect::Deleted(topic) => {
+                    metadata_changed = true;
                     let node = self.cfg.node;
                     for p in topic
                         .partitions
@@ -385,18 +507,50 @@ impl Driver {
                 }
             }
         }
-        if let Some(Group {
-            kind: Kind::Meta(meta),
-            ..
-        }) = self.groups.get(&METADATA_GROUP)
-        {
+        if metadata_changed && let Some(meta) = self.metadata() {
             self.view.set_metadata(meta.clone());
         }
         Ok(())
     }
 
-    /// Publishes every group's leader, decided index and high watermark.
+    /// Carries out a decided retention trim: compacts the replica to the last batch wholly
+    /// below `up_to_offset`; the snapshot's persist deletes the log and index up to it.
+    fn trim(&mut self, group: u64, up_to_offset: u64) {
+        let Some(g) = self.groups.get_mut(&group) else {
+            return;
+        };
+        let Kind::Partition(p) = &mut g.kind else {
+            return;
+        };
+        let cut = match self.db.trim_cut(group, up_to_offset) {
+            Ok(Some(cut)) => cut,
+            Ok(None) => return,
+            Err(e) => {
+                self.stop_group(group, format!("planning a retention trim: {e}"));
+                return;
+            }
+        };
+        let snapshot = PartitionSnapshot {
+            next_offset: cut.last.end_offset(),
+            producers: p.producers.clone(),
+        };
+        p.log_bytes = p.log_bytes.saturating_sub(cut.bytes);
+        if let Err(e) = g.replica.compact(cut.last.slot, snapshot.encode()) {
+            self.stop_group(group, format!("compacting after a retention trim: {e}"));
+            return;
+        }
+        tracing::info!(node = self.cfg.node, partition = group, slot = cut.last.slot,
+            log_start_offset = cut.last.end_offset(), bytes = cut.bytes, "retention trimmed the partition");
+    }
+
+    /// Publishes every group's leader, decided index and high watermark (metadata changes
+    /// other than topics, such as producer ids, are published here too).
     fn publish_all(&mut self) {
+        if let Some(meta) = self.metadata()
+            && meta.applied != *self.view.metadata_updates().borrow()
+        {
+            self.view.set_metadata(meta.clone());
+        }
         for g in self.groups.values() {
             let hwm = g.high_watermark();
             g.hwm.send_if_modified(|v| {
@@ -426,4 +580,47 @@ impl Driver {
             });
         }
     }
+}
+
+/// The settings of the topic partition `group` belongs to (defaults if not found).
+fn settings_of(meta: &MetadataState, group: u64) -> TopicSettings {
+    meta.topics()
+        .find(|t| t.partitions.iter().any(|p| p.group == group))
+        .map(|t| t.settings())
+        .unwrap_or_default()
+}
+
+/// Decodes the snapshot of partition `group`; the metadata group never compacts.
+fn snapshot_of(group: u64, data: &[u8]) -> Result<PartitionSnapshot, String> {
+    if group == METADATA_GROUP {
+        return Err("the metadata group got a snapshot, which this build never takes".into());
+    }
+    PartitionSnapshot::decode(data).map_err(|e| format!("unreadable partition snapshot: {e}"))
+}
+
+/// The leader's retention check of one partition: proposes a trim when front batches are
+/// past the topic's limits (see [`crate::partition::retention`]).
+fn retention_check(db: &Db, g: &mut Group) -> Result<(), crate::storage::StorageError> {
+    let Kind::Partition(p) = &g.kind else {
+        return Ok(());
+    };
+    let leading = g.replica.leader() == Some(g.replica.id());
+    if !leading
+        || p.barrier != super::group::Barrier::Open
+        || p.trim_in_flight.is_some()
+        || p.settings.retains_forever()
+    {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let Some(up_to_offset) = db.retention_cut(g.id, p.log_bytes, now, &p.settings)? else {
+        return Ok(());
+    };
+    let slot = g.propose_internal(&PartitionCommand::Trim { up_to_offset });
+    if let Kind::Partition(p) = &mut g.kind {
+        p.trim_in_flight = slot;
+    }
+    Ok(())
 }

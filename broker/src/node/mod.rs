@@ -15,7 +15,7 @@ mod group;
 mod view;
 
 pub use driver::{Driver, DriverConfig};
-pub use group::{AppendResult, ProposeFailure, Proposed};
+pub use group::{AppendResult, IdempotentBatch, ProposeFailure, Proposed};
 pub use view::{GroupStatus, View};
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub enum Command {
         group: u64,
         /// The value.
         payload: Bytes,
+        /// Set for an idempotent producer's batch: the leader checks its sequence first.
+        idempotent: Option<IdempotentBatch>,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Proposed, ProposeFailure>>,
     },
@@ -49,11 +51,24 @@ impl DriverHandle {
 
     /// Proposes `payload` in `group` and waits for the outcome.
     pub async fn propose(&self, group: u64, payload: Bytes) -> Result<Proposed, ProposeFailure> {
+        self.propose_checked(group, payload, None).await
+    }
+
+    /// Proposes a record batch in `group`; an idempotent one is checked against its
+    /// producer's sequence first, and a retry of a batch already written is answered with
+    /// the first write's offsets.
+    pub async fn propose_checked(
+        &self,
+        group: u64,
+        payload: Bytes,
+        idempotent: Option<IdempotentBatch>,
+    ) -> Result<Proposed, ProposeFailure> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Propose {
                 group,
                 payload,
+                idempotent,
                 reply,
             })
             .await

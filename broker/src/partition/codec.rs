@@ -5,6 +5,8 @@
 //!
 //! ```text
 //!   command  = version(1) = 1 | tag(1) | body
+//!   tag 2    = Trim: offset u64 BE (retention: drop whole batches below it)
+//!   tag 3    = Barrier: nothing (a new leader's first value; see `node::group`)
 //!   tag 1    = Append:
 //!     append = flags(1) (bit 0: producer present; others must be 0)
 //!              | [producer id u64 BE | epoch u32 BE | base sequence u32 BE]
@@ -24,6 +26,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// Format version written first; bump when the layout changes incompatibly.
 pub const VERSION: u8 = 1;
 const TAG_APPEND: u8 = 1;
+const TAG_TRIM: u8 = 2;
+const TAG_BARRIER: u8 = 3;
 const FLAG_PRODUCER: u8 = 0b1;
 const PRODUCER_LEN: usize = 8 + 4 + 4;
 /// Every record body holds at least a timestamp, two lengths and a header count.
@@ -34,6 +38,16 @@ const MIN_RECORD_LEN: usize = 1 + 4;
 pub enum PartitionCommand {
     /// Append records to the partition's log.
     Append(AppendBatch),
+    /// Retention: every replica deletes the whole batches that end at or below
+    /// `up_to_offset`, at the same point of the log, and compacts its replica there.
+    Trim {
+        /// Batches whose records all lie below this offset go.
+        up_to_offset: u64,
+    },
+    /// Proposed by a new leader before it admits idempotent writes: once applied, every
+    /// value an earlier leader may have had decided is applied too, so the producer state
+    /// it checks sequences against is complete.
+    Barrier,
 }
 
 /// An idempotent producer's identity and the sequence number of a batch's first record.
@@ -111,6 +125,8 @@ impl PartitionCommand {
     pub fn encoded_len(&self) -> usize {
         match self {
             PartitionCommand::Append(batch) => 2 + batch.encoded_len(),
+            PartitionCommand::Trim { .. } => 2 + 8,
+            PartitionCommand::Barrier => 2,
         }
     }
 
@@ -123,6 +139,11 @@ impl PartitionCommand {
                 out.put_u8(TAG_APPEND);
                 batch.encode_into(&mut out);
             }
+            PartitionCommand::Trim { up_to_offset } => {
+                out.put_u8(TAG_TRIM);
+                out.put_u64(*up_to_offset);
+            }
+            PartitionCommand::Barrier => out.put_u8(TAG_BARRIER),
         }
         out.freeze()
     }
@@ -141,6 +162,15 @@ impl PartitionCommand {
         }
         let command = match reader.u8("command tag")? {
             TAG_APPEND => PartitionCommand::Append(AppendBatch::decode_from(&mut reader)?),
+            TAG_TRIM => {
+                let fixed = reader.take(8, "trim offset")?;
+                let mut offset = [0u8; 8];
+                offset.copy_from_slice(&fixed);
+                PartitionCommand::Trim {
+                    up_to_offset: u64::from_be_bytes(offset),
+                }
+            }
+            TAG_BARRIER => PartitionCommand::Barrier,
             other => return Err(CodecError::UnknownCommand(other)),
         };
         match reader.remaining() {

@@ -37,8 +37,13 @@ fn arb_command() -> impl Strategy<Value = PartitionCommand> {
             base_sequence,
         },
     ));
-    (producer, proptest::collection::vec(arb_record(), 0..8))
-        .prop_map(|(producer, records)| PartitionCommand::Append(AppendBatch { producer, records }))
+    let append = (producer, proptest::collection::vec(arb_record(), 0..8))
+        .prop_map(|(producer, records)| PartitionCommand::Append(AppendBatch { producer, records }));
+    prop_oneof![
+        6 => append,
+        1 => any::<u64>().prop_map(|up_to_offset| PartitionCommand::Trim { up_to_offset }),
+        1 => Just(PartitionCommand::Barrier),
+    ]
 }
 
 proptest! {
@@ -125,7 +130,10 @@ fn decoded_values_share_the_input_buffer() {
     let encoded = command.encode();
     let range = encoded.as_ptr_range();
     let PartitionCommand::Append(batch) =
-        PartitionCommand::decode_bytes(encoded.clone()).expect("decode");
+        PartitionCommand::decode_bytes(encoded.clone()).expect("decode")
+    else {
+        panic!("an append decodes as an append");
+    };
     assert!(
         range.contains(&batch.records[0].value.as_ptr()),
         "value was copied"

@@ -184,6 +184,12 @@ impl Db {
         let start = layout::group_key(group, 0).to_vec();
         let end = layout::successor(&layout::group_key(group, u8::MAX));
         batch.delete_range_cf(self.cf(Cf::Acceptor)?, start, end);
+        let producers = group.to_be_bytes();
+        batch.delete_range_cf(
+            self.cf(Cf::Producers)?,
+            producers.to_vec(),
+            layout::successor(&producers),
+        );
         self.db()
             .write_opt(batch, &Db::write_options(true))
             .map_err(self.rocks("wiping a group", group))?;
@@ -231,6 +237,15 @@ impl Db {
         Ok((start, next))
     }
 
+    /// The records of the batch `entry` indexes (latest state), checked against the index.
+    pub(crate) fn read_indexed_batch(
+        &self,
+        group: u64,
+        entry: &IndexEntry,
+    ) -> Result<Vec<Record>, StorageError> {
+        self.read_batch(group, entry, None)
+    }
+
     /// The records of the batch `entry` indexes, checked against the index.
     fn read_batch(
         &self,
@@ -255,13 +270,18 @@ impl Db {
                 ));
             }
         };
-        let PartitionCommand::Append(batch) =
-            PartitionCommand::decode_bytes(payload).map_err(|err| {
-                self.corrupt(
-                    Location::Slot { group, slot },
-                    format!("record batch does not decode: {err}"),
-                )
-            })?;
+        let command = PartitionCommand::decode_bytes(payload).map_err(|err| {
+            self.corrupt(
+                Location::Slot { group, slot },
+                format!("record batch does not decode: {err}"),
+            )
+        })?;
+        let PartitionCommand::Append(batch) = command else {
+            return Err(self.corrupt(
+                Location::Index { group, base_offset },
+                format!("points at slot {slot}, which holds no record batch"),
+            ));
+        };
         if batch.records.len() != entry.count as usize {
             return Err(self.corrupt(
                 Location::Index { group, base_offset },

@@ -7,11 +7,15 @@
 //!   consumer ◀── Db::read_records ◀── offset index ◀── GroupCommit::index(base, slot, count)
 //! ```
 //!
-//! [`codec`] is the value's binary form; [`log`] the read path and retention on
-//! [`Db`](crate::storage::Db).
+//! [`codec`] is the value's binary form; [`log`] the read path and trimming on
+//! [`Db`](crate::storage::Db); [`retention`] when the leader trims; [`producers`] the
+//! idempotent producers' sequences; [`snapshot`] the state a trimmed replica hands on.
 
 pub mod codec;
 pub mod log;
+pub mod producers;
+pub mod retention;
+pub mod snapshot;
 
 pub use codec::{AppendBatch, CodecError, PartitionCommand, ProducerSeq, Record};
 pub use log::{ReadResult, Trimmed};

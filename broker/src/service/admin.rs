@@ -10,13 +10,13 @@ use tonic::{Request, Response, Status};
 
 impl ClientApi {
     /// Proposes a metadata command on the metadata leader and waits until it is applied.
-    async fn change_metadata(&self, cmd: MetaCommand, timeout: Duration) -> Result<Applied, Error> {
+    pub(super) async fn change_metadata(&self, cmd: MetaCommand, timeout: Duration) -> Result<Applied, Error> {
         self.inner.view.metadata().check(&cmd)?;
         let propose = self.inner.driver.propose(METADATA_GROUP, cmd.encode());
         match tokio::time::timeout(timeout, propose).await {
             Err(_) => Err(Error::Timeout(timeout.as_millis() as u64)),
             Ok(Ok(Proposed::Meta(applied))) => Ok(applied),
-            Ok(Ok(Proposed::Append(_))) => {
+            Ok(Ok(Proposed::Append(_) | Proposed::Done)) => {
                 Err(Error::InvalidRequest("not a metadata result".into()))
             }
             Ok(Err(e)) => Err(self.propose_error(e)),
@@ -27,6 +27,8 @@ impl ClientApi {
         match e {
             ProposeFailure::NotLeader { leader } => self.not_leader(leader),
             ProposeFailure::Busy => Error::Busy,
+            ProposeFailure::Recovering => Error::Recovering,
+            ProposeFailure::Producer(e) => Error::Producer(e),
             ProposeFailure::Unknown => Error::OutcomeUnknown,
             ProposeFailure::NotHosted => self.not_leader(None),
             ProposeFailure::Stopped(why) => Error::ReplicaStopped(why),
@@ -55,7 +57,7 @@ impl ClientApi {
         pb::TopicDescription {
             name: topic.name.clone(),
             replication_factor: topic.replication,
-            config: topic.config.clone().into_iter().collect(),
+            config: topic.settings().effective().into_iter().collect(),
             partitions: topic
                 .partitions
                 .iter()
@@ -99,7 +101,9 @@ impl Admin for ClientApi {
                 }))
             }
             Applied::Refused(e) => Err(Error::Meta(e).into()),
-            Applied::Deleted(_) => Err(Error::InvalidRequest("unexpected result".into()).into()),
+            Applied::Deleted(_) | Applied::Producer { .. } => {
+                Err(Error::InvalidRequest("unexpected result".into()).into())
+            }
         }
     }
 
@@ -112,7 +116,9 @@ impl Admin for ClientApi {
         match self.change_metadata(cmd, timeout_of(r.timeout_ms)).await? {
             Applied::Deleted(_) => Ok(Response::new(pb::DeleteTopicResponse { error: None })),
             Applied::Refused(e) => Err(Error::Meta(e).into()),
-            Applied::Created(_) => Err(Error::InvalidRequest("unexpected result".into()).into()),
+            Applied::Created(_) | Applied::Producer { .. } => {
+                Err(Error::InvalidRequest("unexpected result".into()).into())
+            }
         }
     }
 

@@ -3,9 +3,10 @@
 use super::{ClientApi, now_ms, timeout_of};
 use crate::convert::records::record_from_wire;
 use crate::error::Error;
-use crate::metadata::Topic;
-use crate::node::Proposed;
-use crate::partition::codec::{AppendBatch, PartitionCommand};
+use crate::metadata::{Applied, MetaCommand, Topic};
+use crate::node::{IdempotentBatch, Proposed};
+use crate::partition::codec::{AppendBatch, PartitionCommand, ProducerSeq};
+use std::time::Duration;
 use paxlog_proto::v1::{self as pb, producer_server::Producer};
 use std::sync::atomic::Ordering;
 use tonic::{Request, Response, Status};
@@ -39,6 +40,61 @@ impl ClientApi {
     }
 }
 
+/// Longest a publish waits for this broker to learn a producer epoch that InitProducer
+/// (decided through the metadata group, maybe on another broker) just handed out.
+const PRODUCER_PROPAGATION: Duration = Duration::from_secs(2);
+
+impl ClientApi {
+    /// The idempotent identity of a publish, checked for shape; `None` for a plain one.
+    fn idempotent_batch(r: &pb::PublishRequest) -> Result<Option<IdempotentBatch>, Error> {
+        if r.producer_id == 0 {
+            return Ok(None);
+        }
+        if r.partition.is_none() {
+            return Err(Error::InvalidRequest(
+                "an idempotent publish (producer_id set) must name its partition: sequences are per partition".into(),
+            ));
+        }
+        let count = r.records.len() as u64;
+        let base_sequence = u32::try_from(r.base_sequence)
+            .ok()
+            .filter(|b| u64::from(*b) + count <= u64::from(u32::MAX) + 1)
+            .ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "base_sequence {} with {count} records passes 2^32: call InitProducer again for a new epoch, whose sequences restart at 0",
+                    r.base_sequence
+                ))
+            })?;
+        Ok(Some(IdempotentBatch {
+            seq: ProducerSeq {
+                producer_id: r.producer_id,
+                epoch: r.producer_epoch,
+                base_sequence,
+            },
+            count: count as u32,
+        }))
+    }
+
+    /// Waits until this broker's metadata knows `epoch` of `producer_id` (or a newer one),
+    /// so a publish right after InitProducer is not refused for propagation lag.
+    async fn await_producer(&self, producer_id: u64, epoch: u32, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout.min(PRODUCER_PROPAGATION);
+        let mut updates = self.inner.view.metadata_updates();
+        loop {
+            let known = self.inner.view.metadata().producer_epoch(producer_id);
+            if known.is_some_and(|k| k >= epoch) {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, updates.changed())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 /// What `max_record_bytes` limits: the bytes a producer controls (key, value, header names
 /// and values), as the wire contract says; not the stored framing around them.
 fn record_size(r: &pb::Record) -> usize {
@@ -50,12 +106,25 @@ fn record_size(r: &pb::Record) -> usize {
 impl Producer for ClientApi {
     async fn init_producer(
         &self,
-        _request: Request<pb::InitProducerRequest>,
+        request: Request<pb::InitProducerRequest>,
     ) -> Result<Response<pb::InitProducerResponse>, Status> {
-        Err(Error::NotImplemented {
-            rpc: "paxlog.v1.Producer/InitProducer",
+        let r = request.into_inner();
+        let cmd = MetaCommand::InitProducer {
+            producer_id: r.producer_id,
+        };
+        match self.change_metadata(cmd, super::DEFAULT_TIMEOUT).await? {
+            Applied::Producer { producer_id, epoch } => {
+                Ok(Response::new(pb::InitProducerResponse {
+                    error: None,
+                    producer_id,
+                    producer_epoch: epoch,
+                }))
+            }
+            Applied::Refused(e) => Err(Error::Meta(e).into()),
+            Applied::Created(_) | Applied::Deleted(_) => {
+                Err(Error::InvalidRequest("unexpected result".into()).into())
+            }
         }
-        .into())
     }
 
     async fn publish(
@@ -80,6 +149,7 @@ impl Producer for ClientApi {
                 .into());
             }
         }
+        let idempotent = Self::idempotent_batch(&r)?;
         let partition = self.choose_partition(&r, &topic);
         let p = self.partition(&topic, partition)?;
         if !p.replicas.contains(&self.inner.node) {
@@ -91,22 +161,29 @@ impl Producer for ClientApi {
         }
         let now = now_ms();
         let timeout = timeout_of(r.timeout_ms);
+        if let Some(batch) = &idempotent {
+            self.await_producer(batch.seq.producer_id, batch.seq.epoch, timeout)
+                .await;
+        }
         let records: Vec<_> = r
             .records
             .into_iter()
             .map(|rec| record_from_wire(rec, now))
             .collect();
         let payload = PartitionCommand::Append(AppendBatch {
-            producer: None,
+            producer: idempotent.map(|b| b.seq),
             records,
         })
         .encode();
-        let propose = self.inner.driver.propose(p.group, payload);
+        let propose = self
+            .inner
+            .driver
+            .propose_checked(p.group, payload, idempotent);
         let applied = match tokio::time::timeout(timeout, propose).await {
             Err(_) => return Err(Error::Timeout(timeout.as_millis() as u64).into()),
             Ok(Err(e)) => return Err(self.propose_error(e).into()),
             Ok(Ok(Proposed::Append(a))) => a,
-            Ok(Ok(Proposed::Meta(_))) => {
+            Ok(Ok(Proposed::Meta(_) | Proposed::Done)) => {
                 return Err(Error::InvalidRequest("not a partition result".into()).into());
             }
         };

@@ -13,7 +13,7 @@
 //! index entries it covers), then entries (skipping covered slots; the last write of a slot
 //! wins), then promised and decided, which never move backwards.
 
-use super::layout::{self, HardState, IndexEntry, TAG_HARD_STATE, TAG_SNAPSHOT};
+use super::layout::{self, HardState, IndexEntry, TAG_HARD_STATE, TAG_SNAPSHOT, TAG_TRIM_MARKER};
 use super::{Cf, Db, IDENTITY_KEY, Location, StorageError};
 use bytes::Bytes;
 use paxlog_consensus::{Persist, Slot};
@@ -28,13 +28,16 @@ pub enum KvSpace {
     ConsumerOffsets,
     /// The `meta` column family (except the reserved node identity key).
     Meta,
+    /// The `producers` column family: keys are `group | producer id` (big-endian).
+    Producers,
 }
 
 impl KvSpace {
-    fn cf(self) -> Cf {
+    pub(crate) fn cf(self) -> Cf {
         match self {
             KvSpace::ConsumerOffsets => Cf::ConsumerOffsets,
             KvSpace::Meta => Cf::Meta,
+            KvSpace::Producers => Cf::Producers,
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct GroupCommit {
     index: Vec<(u64, IndexEntry)>,
     /// `None` deletes the key.
     kv: Vec<(KvSpace, Vec<u8>, Option<Vec<u8>>)>,
+    /// Trim markers to set, after the persists' own.
+    markers: Vec<(u64, IndexEntry)>,
 }
 
 impl GroupCommit {
@@ -87,9 +92,21 @@ impl GroupCommit {
         self
     }
 
+    /// Sets partition `group`'s trim marker: the log now starts at `entry.end_offset()`
+    /// and holds nothing of the slots up to `entry.slot` (a replica installing a snapshot
+    /// may never have indexed what the snapshot covers, so the persist's own cut cannot
+    /// say where its log starts).
+    pub fn trim_marker(&mut self, group: u64, entry: IndexEntry) -> &mut Self {
+        self.markers.push((group, entry));
+        self
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.persists.is_empty() && self.index.is_empty() && self.kv.is_empty()
+        self.persists.is_empty()
+            && self.index.is_empty()
+            && self.kv.is_empty()
+            && self.markers.is_empty()
     }
 }
 
@@ -165,6 +182,13 @@ impl Db {
                 ),
                 None => batch.delete_cf(cf, key),
             }
+        }
+        for (group, entry) in &commit.markers {
+            batch.put_cf(
+                acceptor,
+                layout::group_key(*group, TAG_TRIM_MARKER),
+                entry.encode_marker(),
+            );
         }
         stats.bytes = batch.size_in_bytes();
         let single = (states.len() == 1)

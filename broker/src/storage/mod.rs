@@ -75,16 +75,19 @@ pub enum Cf {
     ConsumerOffsets,
     /// Node identity and node-local metadata.
     Meta,
+    /// Idempotent producers' state per partition (group | producer id).
+    Producers,
 }
 
 impl Cf {
     /// Every column family, created on open if missing.
-    pub const ALL: [Cf; 5] = [
+    pub const ALL: [Cf; 6] = [
         Cf::Acceptor,
         Cf::Log,
         Cf::Offsets,
         Cf::ConsumerOffsets,
         Cf::Meta,
+        Cf::Producers,
     ];
 
     /// The column family's name in RocksDB.
@@ -95,6 +98,7 @@ impl Cf {
             Cf::Offsets => "offsets",
             Cf::ConsumerOffsets => "consumer_offsets",
             Cf::Meta => "meta",
+            Cf::Producers => "producers",
         }
     }
 }
