@@ -260,9 +260,7 @@ impl From<Error> for tonic::Status {
                 use crate::partition::producers::ProducerError as P;
                 match e {
                     P::Fenced { .. } => (Code::FailedPrecondition, C::ProducerFenced, None),
-                    P::OutOfOrder { .. } => {
-                        (Code::FailedPrecondition, C::OutOfOrderSequence, None)
-                    }
+                    P::OutOfOrder { .. } => (Code::FailedPrecondition, C::OutOfOrderSequence, None),
                     P::Overlap { .. } => (Code::InvalidArgument, C::OutOfOrderSequence, None),
                     P::Duplicate { .. } => (Code::AlreadyExists, C::DuplicateSequence, None),
                     P::Unknown { .. } => (Code::FailedPrecondition, C::UnknownProducer, None),

@@ -187,8 +187,8 @@ impl Driver {
                 .and_then(|b| b.try_into().ok())
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| fatal("reading producer state", "a key is not group | id"))?;
-            let state = ProducerState::decode(&value)
-                .map_err(|e| fatal("decoding producer state", e))?;
+            let state =
+                ProducerState::decode(&value).map_err(|e| fatal("decoding producer state", e))?;
             producers.insert(id, state);
         }
         // Re-apply what the index missed: offsets and producer state (a monotone merge, so
@@ -308,7 +308,9 @@ impl Driver {
 
     fn tick_all(&mut self) {
         self.ticks += 1;
-        let check_retention = self.ticks % self.cfg.retention_check_ticks.max(1) == 0;
+        let check_retention = self
+            .ticks
+            .is_multiple_of(self.cfg.retention_check_ticks.max(1));
         let mut failed = Vec::new();
         for g in self.groups.values_mut().filter(|g| g.stopped.is_none()) {
             if let Err(e) = g.replica.tick() {
@@ -421,11 +423,25 @@ impl Driver {
                     && let Some(pos) = installs.iter().position(|(g, _)| *g == id)
                 {
                     let (_, state) = installs.swap_remove(pos);
-                    tracing::info!(node = self.cfg.node, partition = id,
-                        next_offset = state.next_offset, "snapshot installed from the leader");
+                    tracing::info!(
+                        node = self.cfg.node,
+                        partition = id,
+                        next_offset = state.next_offset,
+                        "snapshot installed from the leader"
+                    );
                     g.install_snapshot(&state);
                 }
                 g.propose_barrier_if_needed();
+                if let (Some(first), Some(last)) = (ready.decided.first(), ready.decided.last()) {
+                    tracing::debug!(
+                        node = self.cfg.node,
+                        partition = id,
+                        first = first.0,
+                        last = last.0,
+                        snapshot = ready.snapshot.is_some(),
+                        "applying decided slots"
+                    );
+                }
                 for (slot, value) in ready.decided {
                     match g.apply(slot, value, &mut index) {
                         Ok(Some(effect)) => effects.push(effect),
@@ -539,8 +555,14 @@ impl Driver {
             self.stop_group(group, format!("compacting after a retention trim: {e}"));
             return;
         }
-        tracing::info!(node = self.cfg.node, partition = group, slot = cut.last.slot,
-            log_start_offset = cut.last.end_offset(), bytes = cut.bytes, "retention trimmed the partition");
+        tracing::info!(
+            node = self.cfg.node,
+            partition = group,
+            slot = cut.last.slot,
+            log_start_offset = cut.last.end_offset(),
+            bytes = cut.bytes,
+            "retention trimmed the partition"
+        );
     }
 
     /// Publishes every group's leader, decided index and high watermark (metadata changes
@@ -566,6 +588,7 @@ impl Driver {
                 Some(s)
                     if s.leader == status.leader
                         && s.decided == status.decided
+                        && s.log_start == log_start
                         && s.stopped == stopped =>
                 {
                     None

@@ -345,7 +345,7 @@ impl Group {
                 Ok(effect)
             }
             Kind::Partition(p) => {
-                let size = bytes.len() as u64;
+                let size = crate::storage::layout::stored_entry_len(bytes.len());
                 let cmd = PartitionCommand::decode_bytes(bytes)
                     .map_err(|e| format!("partition {} slot {slot} is unreadable: {e}", self.id))?;
                 let mut effect = None;

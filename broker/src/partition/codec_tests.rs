@@ -37,8 +37,9 @@ fn arb_command() -> impl Strategy<Value = PartitionCommand> {
             base_sequence,
         },
     ));
-    let append = (producer, proptest::collection::vec(arb_record(), 0..8))
-        .prop_map(|(producer, records)| PartitionCommand::Append(AppendBatch { producer, records }));
+    let append = (producer, proptest::collection::vec(arb_record(), 0..8)).prop_map(
+        |(producer, records)| PartitionCommand::Append(AppendBatch { producer, records }),
+    );
     prop_oneof![
         6 => append,
         1 => any::<u64>().prop_map(|up_to_offset| PartitionCommand::Trim { up_to_offset }),

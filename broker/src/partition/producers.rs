@@ -112,7 +112,10 @@ impl ProducerState {
     /// Reads [`encode`](Self::encode)'s form; the error says what is wrong.
     pub fn decode(mut buf: &[u8]) -> Result<Self, String> {
         if buf.len() < 5 {
-            return Err(format!("producer state of {} bytes is truncated", buf.len()));
+            return Err(format!(
+                "producer state of {} bytes is truncated",
+                buf.len()
+            ));
         }
         let epoch = buf.get_u32();
         let n = usize::from(buf.get_u8());
@@ -247,7 +250,9 @@ pub fn admit(
         epoch,
         base_sequence,
     } = seq;
-    let current = state.map_or(0, |s| s.epoch).max(metadata_epoch.unwrap_or(0));
+    let current = state
+        .map_or(0, |s| s.epoch)
+        .max(metadata_epoch.unwrap_or(0));
     if epoch < current {
         return Admission::Refused(ProducerError::Fenced {
             producer_id,
@@ -366,7 +371,10 @@ mod tests {
             admit(Some(&s), &[], Some(0), seq(0, 0), 3),
             Admission::Written { base_offset: 10 }
         );
-        assert_eq!(admit(Some(&s), &[], Some(0), seq(0, 5), 1), Admission::Fresh);
+        assert_eq!(
+            admit(Some(&s), &[], Some(0), seq(0, 5), 1),
+            Admission::Fresh
+        );
         assert!(matches!(
             admit(Some(&s), &[], Some(0), seq(0, 6), 1),
             Admission::Refused(ProducerError::OutOfOrder { expected: 5, .. })
@@ -426,7 +434,10 @@ mod tests {
             admit(Some(&s), &[], Some(2), seq(1, 3), 1),
             Admission::Refused(ProducerError::Fenced { current: 2, .. })
         ));
-        assert_eq!(admit(Some(&s), &[], Some(2), seq(2, 0), 1), Admission::Fresh);
+        assert_eq!(
+            admit(Some(&s), &[], Some(2), seq(2, 0), 1),
+            Admission::Fresh
+        );
         assert!(matches!(
             admit(Some(&s), &[], Some(2), seq(2, 3), 1),
             Admission::Refused(ProducerError::OutOfOrder { expected: 0, .. })

@@ -10,7 +10,11 @@ use tonic::{Request, Response, Status};
 
 impl ClientApi {
     /// Proposes a metadata command on the metadata leader and waits until it is applied.
-    pub(super) async fn change_metadata(&self, cmd: MetaCommand, timeout: Duration) -> Result<Applied, Error> {
+    pub(super) async fn change_metadata(
+        &self,
+        cmd: MetaCommand,
+        timeout: Duration,
+    ) -> Result<Applied, Error> {
         self.inner.view.metadata().check(&cmd)?;
         let propose = self.inner.driver.propose(METADATA_GROUP, cmd.encode());
         match tokio::time::timeout(timeout, propose).await {

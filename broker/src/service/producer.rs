@@ -6,9 +6,9 @@ use crate::error::Error;
 use crate::metadata::{Applied, MetaCommand, Topic};
 use crate::node::{IdempotentBatch, Proposed};
 use crate::partition::codec::{AppendBatch, PartitionCommand, ProducerSeq};
-use std::time::Duration;
 use paxlog_proto::v1::{self as pb, producer_server::Producer};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 impl ClientApi {

@@ -162,6 +162,11 @@ pub(crate) fn decode_snapshot(value: Vec<u8>) -> Result<Snapshot, String> {
     })
 }
 
+/// Stored bytes of a log entry carrying `payload_len` bytes (what [`encode_entry`] makes).
+pub fn stored_entry_len(payload_len: usize) -> u64 {
+    (CRC_LEN + ENTRY_HEADER + payload_len) as u64
+}
+
 /// `crc(4) ‖ round(8) ‖ node(8) ‖ kind(1) ‖ payload`: the stored log entry, which for a
 /// partition *is* the record batch (its payload is the encoded command).
 pub(crate) fn encode_entry(entry: &Entry) -> Vec<u8> {

@@ -78,6 +78,8 @@ pub struct Producer {
     clients: HashMap<u64, ProducerClient<Channel>>,
     /// Server-side deadline of each publish.
     timeout_ms: u32,
+    /// An idempotent producer's id and epoch (from InitProducer).
+    identity: Option<(u64, u32)>,
     pub redirects: Redirects,
 }
 
@@ -91,7 +93,43 @@ impl Producer {
             target: first,
             clients: HashMap::new(),
             timeout_ms: 5_000,
+            identity: None,
             redirects: Redirects::default(),
+        }
+    }
+
+    /// Makes the producer idempotent with this id and epoch.
+    pub fn with_identity(mut self, producer_id: u64, epoch: u32) -> Self {
+        self.identity = Some((producer_id, epoch));
+        self
+    }
+
+    /// An idempotent publish of `records` from `base_sequence`: unlike [`Producer::send`],
+    /// an unknown outcome is retried with the identical batch, which the partition leader
+    /// deduplicates. Returns the acknowledged base offset and how many attempts ended
+    /// unknown first.
+    pub async fn send_idempotent(
+        &mut self,
+        records: Vec<pb::Record>,
+        base_sequence: u64,
+    ) -> (u64, u32) {
+        assert!(self.identity.is_some(), "with_identity first");
+        let mut unknown = 0;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "sequence {base_sequence} not acknowledged within {DEADLINE:?}"
+            );
+            match self.send_with(records.clone(), base_sequence).await {
+                Sent::Acked(offset) => return (offset, unknown),
+                Sent::Unknown(why) => {
+                    unknown += 1;
+                    eprintln!("sequence {base_sequence}: unknown ({why}); retrying");
+                    self.next_target();
+                    tokio::time::sleep(POLL).await;
+                }
+            }
         }
     }
 
@@ -119,6 +157,11 @@ impl Producer {
     /// Publishes `records` to the partition's leader. Retries only failures that prove
     /// nothing was written; returns `Unknown` (never retried) for any other failure.
     pub async fn send(&mut self, records: Vec<pb::Record>) -> Sent {
+        self.send_with(records, 0).await
+    }
+
+    async fn send_with(&mut self, records: Vec<pb::Record>, base_sequence: u64) -> Sent {
+        let (producer_id, producer_epoch) = self.identity.unwrap_or((0, 0));
         let deadline = Instant::now() + DEADLINE;
         let mut backoff = Duration::from_millis(5);
         loop {
@@ -140,7 +183,9 @@ impl Producer {
                 partition: Some(self.partition),
                 records: records.clone(),
                 timeout_ms: self.timeout_ms,
-                ..Default::default()
+                producer_id,
+                producer_epoch,
+                base_sequence,
             };
             let status = match client.publish(request).await {
                 Ok(r) => {

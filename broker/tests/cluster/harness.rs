@@ -18,7 +18,7 @@ use pb::{
     admin_client::AdminClient, consumer_client::ConsumerClient, producer_client::ProducerClient,
 };
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,10 +67,7 @@ fn broker_process() {
     std::process::exit(0);
 }
 
-fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr")
-}
+use super::ports::free_addr;
 
 /// One broker process of the cluster.
 pub struct Node {
@@ -313,6 +310,18 @@ impl Cluster {
         partitions: u32,
         replication: u32,
     ) -> pb::TopicDescription {
+        self.create_topic_with(name, partitions, replication, &[])
+            .await
+    }
+
+    /// [`Cluster::create_topic`] with topic settings.
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication: u32,
+        config: &[(&str, &str)],
+    ) -> pb::TopicDescription {
         let deadline = Instant::now() + DEADLINE;
         let mut last = String::new();
         while Instant::now() < deadline {
@@ -321,7 +330,10 @@ impl Cluster {
                     name: name.into(),
                     partitions,
                     replication_factor: replication,
-                    config: Default::default(),
+                    config: config
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
                     timeout_ms: 10_000,
                 };
                 match self.admin(id).await.create_topic(req).await {

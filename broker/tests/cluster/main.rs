@@ -7,6 +7,10 @@ mod client;
 mod corruption;
 mod failover;
 mod harness;
+mod idempotence;
+#[path = "../common/ports.rs"]
+mod ports;
 mod restart;
+mod retention;
 mod routing;
 mod smoke;

@@ -5,7 +5,7 @@
 use rustix::process::{Pid, Signal, kill_process};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -16,11 +16,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 pub const DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
 
-/// A port that was free a moment ago (the OS picks it; races are unlikely on loopback).
-pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr")
-}
+pub mod ports;
+pub use ports::free_addr;
 
 /// A `paxlog-broker` process whose stderr goes to a file, for assertions and diagnosis.
 pub struct BrokerProcess {
