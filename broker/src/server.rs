@@ -134,6 +134,7 @@ async fn serve(
         .unwrap_or(config.metrics_addr()?);
     let mut metrics = Metrics::new(config.id);
     let peer_metrics = PeerMetrics::register(metrics.registry_mut());
+    let node_metrics = Arc::new(metrics::NodeMetrics::register(metrics.registry_mut()));
     let metrics = Arc::new(metrics);
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
     let hub = Arc::new(PeerHub::new(
@@ -143,7 +144,9 @@ async fn serve(
         peer_metrics,
     ));
     let (commands, commands_rx) = mpsc::channel(COMMANDS);
-    let driver_config = DriverConfig::new(config.id, config.members().keys().copied().collect());
+    let mut driver_config =
+        DriverConfig::new(config.id, config.members().keys().copied().collect());
+    driver_config.metrics = node_metrics.clone();
     let (driver, view) = {
         let (db, hub) = (storage.clone(), hub.clone());
         tokio::task::spawn_blocking(move || {
@@ -162,6 +165,7 @@ async fn serve(
         view,
         storage.clone(),
         config.max_record_bytes,
+        node_metrics,
     );
     let (health, health_service) = tonic_health::server::health_reporter();
     set_health(&health, ServingStatus::Serving).await;

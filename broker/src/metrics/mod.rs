@@ -5,6 +5,9 @@
 //! cluster without relabelling.
 
 pub mod http;
+pub mod node;
+
+pub use node::{GroupGauges, NodeMetrics, PartitionLabels};
 
 use crate::config::NodeId;
 use prometheus_client::metrics::gauge::Gauge;

@@ -7,6 +7,7 @@ use super::view::{GroupStatus, View};
 use crate::config::NodeId;
 use crate::error::Fatal;
 use crate::metadata::{METADATA_GROUP, MetaCommand, MetadataState, PartitionInfo, TopicSettings};
+use crate::metrics::{GroupGauges, NodeMetrics, PartitionLabels};
 use crate::partition::codec::PartitionCommand;
 use crate::partition::producers::{ProducerState, ProducerTable};
 use crate::partition::snapshot::PartitionSnapshot;
@@ -29,6 +30,8 @@ pub struct DriverConfig {
     pub tick: Duration,
     /// Ticks between two retention checks of a partition this node leads.
     pub retention_check_ticks: u64,
+    /// Where the driver reports commits, leaders and offsets.
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl DriverConfig {
@@ -39,6 +42,7 @@ impl DriverConfig {
             members,
             tick: Duration::from_millis(10),
             retention_check_ticks: 100,
+            metrics: Arc::new(NodeMetrics::unregistered()),
         }
     }
 
@@ -113,8 +117,8 @@ impl Driver {
             .hosted_by(cfg.node)
             .into_iter()
             .map(|p| {
-                let settings = settings_of(&meta, p.group);
-                (p, settings)
+                let (topic, settings) = settings_of(&meta, p.group);
+                (p, topic, settings)
             })
             .collect();
         let view = Arc::new(View::new(meta.clone()));
@@ -132,8 +136,8 @@ impl Driver {
             METADATA_GROUP,
             Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta)),
         );
-        for (p, settings) in hosted {
-            driver.open_partition(&p, settings)?;
+        for (p, topic, settings) in hosted {
+            driver.open_partition(&p, &topic, settings)?;
         }
         driver.publish_all();
         Ok((driver, view))
@@ -141,7 +145,12 @@ impl Driver {
 
     /// Opens a local partition replica: checks every stored batch's CRC first; a replica
     /// whose data is corrupt is wiped and rejoins without a vote until it has caught up.
-    fn open_partition(&mut self, p: &PartitionInfo, settings: TopicSettings) -> Result<(), Fatal> {
+    fn open_partition(
+        &mut self,
+        p: &PartitionInfo,
+        topic: &str,
+        settings: TopicSettings,
+    ) -> Result<(), Fatal> {
         let store = GroupStore::new(self.db.clone(), p.group);
         let report = self.db.verify_group(p.group);
         if let Err(e) = &report {
@@ -233,10 +242,12 @@ impl Driver {
             Replica::new(config, store).map_err(|e| fatal("starting a partition replica", e))?;
         let log_bytes = report.map_or(0, |r| r.bytes);
         let state = PartitionState::new(next_offset, producers, log_bytes, settings);
-        self.groups.insert(
-            p.group,
-            Group::new(p.group, replica, Kind::Partition(state)),
-        );
+        let mut group = Group::new(p.group, replica, Kind::Partition(state));
+        group.labels = PartitionLabels {
+            topic: topic.to_owned(),
+            partition: p.index,
+        };
+        self.groups.insert(p.group, group);
         Ok(())
     }
 
@@ -394,10 +405,14 @@ impl Driver {
             readies.retain(|(id, _)| !failed.iter().any(|(f, _)| f == id));
             if !commit.is_empty() {
                 let db = self.db.clone();
-                tokio::task::spawn_blocking(move || db.commit(commit, true))
+                let started = std::time::Instant::now();
+                let stats = tokio::task::spawn_blocking(move || db.commit(commit, true))
                     .await
                     .map_err(|e| fatal("group commit task", e))?
                     .map_err(|e| fatal("group commit", e))?;
+                self.cfg
+                    .metrics
+                    .commit(started.elapsed().as_secs_f64(), stats.groups, stats.bytes);
             }
             // 2. Send, 3. apply; outcomes are answered once the offset index is written.
             let mut index = GroupCommit::new();
@@ -418,6 +433,7 @@ impl Driver {
                     tracing::info!(node = self.cfg.node, partition = id, ballot = %change.ballot,
                         leader = ?change.leader, "leadership changed");
                     g.on_leader_change(change.is_self);
+                    self.cfg.metrics.leader_changed(&g.labels);
                 }
                 if ready.snapshot.is_some()
                     && let Some(pos) = installs.iter().position(|(g, _)| *g == id)
@@ -499,7 +515,7 @@ impl Driver {
                         .filter(|p| p.replicas.contains(&node))
                     {
                         if !self.groups.contains_key(&p.group) {
-                            self.open_partition(p, settings)?;
+                            self.open_partition(p, &topic.name, settings)?;
                         }
                     }
                 }
@@ -513,6 +529,7 @@ impl Driver {
                     {
                         if let Some(mut g) = self.groups.remove(&p.group) {
                             g.fail_all("the topic was deleted");
+                            self.cfg.metrics.remove_group(&g.labels);
                         }
                         // Also a replica taken out of service: its data goes with the topic.
                         self.view.remove_group(p.group);
@@ -584,6 +601,16 @@ impl Driver {
             let rx = g.hwm.subscribe();
             let log_start = self.db.log_start_offset(g.id).unwrap_or(0);
             let stopped = g.stopped.clone();
+            self.cfg.metrics.group(
+                &g.labels,
+                GroupGauges {
+                    decided: status.decided,
+                    high_watermark: hwm,
+                    log_start,
+                    leading: status.leader == Some(self.cfg.node),
+                    ballot_round: status.promised.round,
+                },
+            );
             self.view.update_group(g.id, move |old| match old {
                 Some(s)
                     if s.leader == status.leader
@@ -605,11 +632,11 @@ impl Driver {
     }
 }
 
-/// The settings of the topic partition `group` belongs to (defaults if not found).
-fn settings_of(meta: &MetadataState, group: u64) -> TopicSettings {
+/// The name and settings of the topic partition `group` belongs to.
+fn settings_of(meta: &MetadataState, group: u64) -> (String, TopicSettings) {
     meta.topics()
         .find(|t| t.partitions.iter().any(|p| p.group == group))
-        .map(|t| t.settings())
+        .map(|t| (t.name.clone(), t.settings()))
         .unwrap_or_default()
 }
 

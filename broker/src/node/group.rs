@@ -170,6 +170,8 @@ pub(super) struct Group {
     pub(super) kind: Kind,
     pub(super) hwm: watch::Sender<u64>,
     pub(super) stopped: Option<String>,
+    /// Its metric labels (topic and partition number).
+    pub(super) labels: crate::metrics::PartitionLabels,
     /// Proposals waiting for an outcome; retries of an idempotent batch in flight wait on
     /// the same slot.
     waiting: BTreeMap<Slot, (ProposalId, Vec<Reply>)>,
@@ -189,6 +191,7 @@ impl Group {
             kind,
             hwm,
             stopped: None,
+            labels: crate::metrics::PartitionLabels::metadata(),
             waiting: BTreeMap::new(),
             results: BTreeMap::new(),
         }

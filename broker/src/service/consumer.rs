@@ -89,6 +89,9 @@ impl ClientApi {
                 }
             }
             if fetched.bytes >= min_bytes.max(1) || Instant::now() >= deadline {
+                self.inner
+                    .metrics
+                    .fetched(fetched.records.len() as u64, fetched.bytes as u64);
                 return Ok(fetched);
             }
             // Long-poll: wake when the high watermark moves, or at the deadline.

@@ -20,6 +20,7 @@ pub use stub::Unimplemented;
 use crate::config::NodeId;
 use crate::error::Error;
 use crate::metadata::{PartitionInfo, Topic};
+use crate::metrics::NodeMetrics;
 use crate::node::{DriverHandle, View};
 use crate::storage::Db;
 use paxlog_proto::v1::{
@@ -59,6 +60,7 @@ struct Inner {
     db: Arc<Db>,
     max_record_bytes: u32,
     round_robin: AtomicU64,
+    metrics: Arc<NodeMetrics>,
 }
 
 impl ClientApi {
@@ -70,6 +72,7 @@ impl ClientApi {
         view: Arc<View>,
         db: Arc<Db>,
         max_record_bytes: u32,
+        metrics: Arc<NodeMetrics>,
     ) -> Self {
         let inner = Inner {
             node,
@@ -79,6 +82,7 @@ impl ClientApi {
             db,
             max_record_bytes,
             round_robin: AtomicU64::new(0),
+            metrics,
         };
         Self {
             inner: Arc::new(inner),
@@ -115,6 +119,20 @@ impl ClientApi {
     /// The leader of `group` as this broker knows it.
     fn leader_of(&self, group: u64) -> Option<NodeId> {
         self.inner.view.group(group).and_then(|s| s.leader)
+    }
+}
+
+/// A status's outcome as a metric label: the `paxlog.v1.Error` code in lower case
+/// (`not_leader`, `timeout`, ...), else the gRPC code.
+fn outcome_of(status: &tonic::Status) -> String {
+    use prost::Message as _;
+    match paxlog_proto::v1::Error::decode(status.details()) {
+        Ok(e) if e.code != 0 => e
+            .code()
+            .as_str_name()
+            .trim_start_matches("ERROR_CODE_")
+            .to_ascii_lowercase(),
+        _ => format!("{:?}", status.code()).to_ascii_lowercase(),
     }
 }
 

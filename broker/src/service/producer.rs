@@ -131,7 +131,28 @@ impl Producer for ClientApi {
         &self,
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
+        let started = std::time::Instant::now();
         let r = request.into_inner();
+        let records = r.records.len() as u64;
+        let bytes: u64 = r.records.iter().map(|rec| record_size(rec) as u64).sum();
+        let result = self.publish_records(r).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(status) => super::outcome_of(status),
+        };
+        self.inner
+            .metrics
+            .publish(&outcome, records, bytes, started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+impl ClientApi {
+    /// Publish, without the metrics.
+    async fn publish_records(
+        &self,
+        r: pb::PublishRequest,
+    ) -> Result<Response<pb::PublishResponse>, Status> {
         let topic = self.topic(&r.topic)?;
         if r.records.is_empty() {
             return Err(Error::InvalidRequest("a publish needs at least one record".into()).into());

@@ -133,7 +133,7 @@ impl Cluster {
         cluster
     }
 
-    fn node(&self, id: u64) -> &Node {
+    pub fn node(&self, id: u64) -> &Node {
         &self.nodes[(id - 1) as usize]
     }
 

@@ -8,6 +8,7 @@ mod corruption;
 mod failover;
 mod harness;
 mod idempotence;
+mod metrics;
 #[path = "../common/ports.rs"]
 mod ports;
 mod restart;
