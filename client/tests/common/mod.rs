@@ -28,23 +28,32 @@ pub fn assert_broker_built() {
     );
 }
 
-/// A base port P with P..P+2 and P+2000..P+2002 free right now.
+/// A base port P with P..P+2 and P+2000..P+2002 free right now, below the ephemeral
+/// port range: ports the OS hands out for `bind(0)` are also the source ports of outgoing
+/// connections, so a broker could find "its" port taken by some client's connection.
+/// Each test process starts at its own place (by process id) and never hands out a base
+/// twice.
 pub fn free_base_port() -> u16 {
-    for _ in 0..100 {
-        let seed = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("ephemeral port");
-        let base = seed.port();
-        if base > 60000 {
-            continue;
-        }
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const LAST: u32 = 30_000; // P + 2002 stays below 32768, Linux's default range start
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = (LAST - FIRST) / 3;
+    let _ = NEXT.compare_exchange(
+        0,
+        std::process::id().wrapping_mul(7_919) % span + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let base = (FIRST + 3 * (NEXT.fetch_add(1, Ordering::Relaxed) % span)) as u16;
         let ports = (0..3).flat_map(|i| [base + i, base + 2000 + i]);
         let listeners: Vec<_> = ports.map(|p| TcpListener::bind(("127.0.0.1", p))).collect();
         if listeners.iter().all(Result::is_ok) {
             return base;
         }
     }
-    panic!("no free port range found");
+    panic!("no free port range found between {FIRST} and {LAST}");
 }
 
 /// `paxlog cluster up` with its stdout collected line by line.
