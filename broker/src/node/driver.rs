@@ -241,7 +241,11 @@ impl Driver {
         let replica =
             Replica::new(config, store).map_err(|e| fatal("starting a partition replica", e))?;
         let log_bytes = report.map_or(0, |r| r.bytes);
-        let state = PartitionState::new(next_offset, producers, log_bytes, settings);
+        let log_start = self
+            .db
+            .log_start_offset(p.group)
+            .map_err(|e| fatal("reading a partition's log start", e))?;
+        let state = PartitionState::new((log_start, next_offset), producers, log_bytes, settings);
         let mut group = Group::new(p.group, replica, Kind::Partition(state));
         group.labels = PartitionLabels {
             topic: topic.to_owned(),
@@ -568,6 +572,7 @@ impl Driver {
             producers: p.producers.clone(),
         };
         p.log_bytes = p.log_bytes.saturating_sub(cut.bytes);
+        p.log_start = cut.last.end_offset();
         if let Err(e) = g.replica.compact(cut.last.slot, snapshot.encode()) {
             self.stop_group(group, format!("compacting after a retention trim: {e}"));
             return;
@@ -599,7 +604,7 @@ impl Driver {
             });
             let status = g.replica.status();
             let rx = g.hwm.subscribe();
-            let log_start = self.db.log_start_offset(g.id).unwrap_or(0);
+            let log_start = g.log_start();
             let stopped = g.stopped.clone();
             self.cfg.metrics.group(
                 &g.labels,

@@ -101,6 +101,9 @@ pub(super) struct PartitionState {
     pub(super) producers: ProducerTable,
     /// About how many bytes the log holds (for size-based retention).
     pub(super) log_bytes: u64,
+    /// The first offset still stored (kept here so the driver need not read it from
+    /// RocksDB every round).
+    pub(super) log_start: u64,
     /// The topic's settings.
     pub(super) settings: TopicSettings,
     /// Leader only: whether idempotent batches may be admitted.
@@ -114,7 +117,7 @@ pub(super) struct PartitionState {
 impl PartitionState {
     /// A partition continuing at `next_offset`.
     pub(super) fn new(
-        next_offset: u64,
+        (log_start, next_offset): (u64, u64),
         producers: ProducerTable,
         log_bytes: u64,
         settings: TopicSettings,
@@ -123,6 +126,7 @@ impl PartitionState {
             next_offset,
             producers,
             log_bytes,
+            log_start,
             settings,
             barrier: Barrier::Closed,
             in_flight: BTreeMap::new(),
@@ -399,6 +403,7 @@ impl Group {
     pub(super) fn install_snapshot(&mut self, snapshot: &PartitionSnapshot) {
         if let Kind::Partition(p) = &mut self.kind {
             p.next_offset = snapshot.next_offset;
+            p.log_start = snapshot.next_offset;
             p.log_bytes = 0;
             for (id, state) in &snapshot.producers {
                 let mine = p.producers.entry(*id).or_default();
@@ -456,6 +461,14 @@ impl Group {
         self.on_leader_change(false);
     }
 
+    /// The first offset still stored (partitions), 0 for metadata.
+    pub(super) fn log_start(&self) -> u64 {
+        match &self.kind {
+            Kind::Partition(p) => p.log_start,
+            Kind::Meta(_) => 0,
+        }
+    }
+
     /// The next offset to assign (partitions), 0 for metadata.
     pub(super) fn high_watermark(&self) -> u64 {
         match &self.kind {
@@ -488,7 +501,7 @@ mod tests {
                 1,
                 replica,
                 Kind::Partition(PartitionState::new(
-                    5,
+                    (0, 5),
                     ProducerTable::new(),
                     0,
                     TopicSettings::default(),
