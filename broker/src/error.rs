@@ -40,6 +40,18 @@ pub enum Error {
         /// The leader, if known: node id and address.
         leader: Option<(NodeId, String)>,
     },
+    /// This broker does not coordinate the consumer group.
+    #[error(
+        "this broker does not coordinate the group{}; retry on the coordinator",
+        leader_text(coordinator)
+    )]
+    NotCoordinator {
+        /// The coordinator, if known: node id and address.
+        coordinator: Option<(NodeId, String)>,
+    },
+    /// A consumer group request was refused.
+    #[error(transparent)]
+    Group(#[from] crate::groups::GroupError),
     /// No topic of that name.
     #[error("unknown topic {0:?}: create it first (paxlog topic create {0})")]
     UnknownTopic(String),
@@ -246,6 +258,25 @@ impl From<Error> for tonic::Status {
             }
             Error::Fatal(_) => (Code::Unavailable, C::StorageFatal, None),
             Error::NotLeader { leader } => (Code::FailedPrecondition, C::NotLeader, leader.clone()),
+            Error::NotCoordinator { coordinator } => (
+                Code::FailedPrecondition,
+                C::NotCoordinator,
+                coordinator.clone(),
+            ),
+            Error::Group(e) => {
+                use crate::groups::GroupError as G;
+                match e {
+                    G::InvalidName(_) => (Code::InvalidArgument, C::InvalidName, None),
+                    G::UnknownMember(_) => (Code::FailedPrecondition, C::UnknownMember, None),
+                    G::StaleGeneration { .. } | G::NotOwner { .. } => {
+                        (Code::FailedPrecondition, C::StaleGeneration, None)
+                    }
+                    G::Rebalancing(_) => (Code::FailedPrecondition, C::RebalanceInProgress, None),
+                    G::GroupActive(_) => (Code::FailedPrecondition, C::RebalanceInProgress, None),
+                    G::UnknownGroup(_) => (Code::NotFound, C::UnknownGroup, None),
+                    G::Invalid(_) => (Code::InvalidArgument, C::InvalidRequest, None),
+                }
+            }
             Error::UnknownTopic(_) | Error::Meta(M::UnknownTopic(_)) => {
                 (Code::NotFound, C::UnknownTopic, None)
             }

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod convert;
 pub mod error;
+pub mod groups;
 pub mod metadata;
 pub mod metrics;
 pub mod node;

@@ -16,7 +16,7 @@ use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::node::{Driver, DriverConfig, DriverHandle};
 use crate::service::ClientApi;
-use crate::service::{SERVICE_NAMES, Unimplemented};
+use crate::service::SERVICE_NAMES;
 use crate::storage::Db;
 use crate::transport::{PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
@@ -207,8 +207,8 @@ async fn serve(
         .add_service(AdminServer::new(api.clone()))
         .add_service(MetadataServer::new(api.clone()))
         .add_service(ProducerServer::new(api.clone()))
-        .add_service(ConsumerServer::new(api))
-        .add_service(GroupsServer::new(Unimplemented))
+        .add_service(ConsumerServer::new(api.clone()))
+        .add_service(GroupsServer::new(api))
         .add_service(hub.service())
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),

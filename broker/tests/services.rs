@@ -1,6 +1,5 @@
 //! What the gRPC port offers: reflection lists every service; errors carry a status with a
-//! helpful message and a `paxlog.v1.Error` in the details; consumer groups (issue C) answer
-//! UNIMPLEMENTED with a message saying so.
+//! helpful message and a `paxlog.v1.Error` in the details; the Groups service answers.
 
 mod common;
 
@@ -77,15 +76,23 @@ async fn reflection_lists_services_and_errors_are_explained() {
         paxlog_proto::v1::ErrorCode::UnknownTopic as i32
     );
 
-    // Consumer groups come with issue C: their RPCs say so.
+    // Groups answer: a broker with no groups lists none; a bad group name is refused.
     let mut groups = GroupsClient::connect(url).await.expect("connect");
-    let status = groups
+    let listed = groups
         .list_groups(ListGroupsRequest::default())
         .await
-        .expect_err("Groups is not implemented in this build");
-    assert_eq!(status.code(), tonic::Code::Unimplemented);
+        .expect("list groups")
+        .into_inner();
+    assert!(listed.groups.is_empty(), "{listed:?}");
+    let status = groups
+        .describe_group(paxlog_proto::v1::DescribeGroupRequest {
+            group: "no/slashes".into(),
+        })
+        .await
+        .expect_err("invalid group name");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(
-        status.message().contains("paxlog.v1.Groups/ListGroups"),
+        status.message().contains("invalid group name"),
         "{}",
         status.message()
     );

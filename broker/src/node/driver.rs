@@ -169,6 +169,7 @@ impl Driver {
                     high_watermark: watch::channel(0).1,
                     log_start: 0,
                     stopped: Some(why),
+                    ready: false,
                 })
             });
             return Ok(());
@@ -200,17 +201,38 @@ impl Driver {
                 ProducerState::decode(&value).map_err(|e| fatal("decoding producer state", e))?;
             producers.insert(id, state);
         }
-        // Re-apply what the index missed: offsets and producer state (a monotone merge, so
-        // batches folded in before the crash change nothing).
+        let mut groups = BTreeMap::new();
+        for (key, value) in self
+            .db
+            .scan_prefix(KvSpace::ConsumerOffsets, &p.group.to_be_bytes())
+            .map_err(|e| fatal("reading consumer groups", e))?
+        {
+            let name = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
+            let record = crate::groups::GroupRecord::decode(&value)
+                .map_err(|e| fatal("decoding a consumer group", e))?;
+            groups.insert(name, record);
+        }
+        // Re-apply what the index missed: offsets, producer state (a monotone merge, so
+        // batches folded in before the crash change nothing) and group operations (each
+        // record skips slots it already applied).
         let mut index = GroupCommit::new();
         for (slot, entry) in store
             .entries(from_slot, init.decided)
             .map_err(|e| fatal("reading a partition", e))?
         {
-            if let Value::Data(bytes) = entry.value
-                && let PartitionCommand::Append(batch) = PartitionCommand::decode_bytes(bytes)
-                    .map_err(|e| fatal("decoding a stored batch", e))?
-            {
+            let command = match entry.value {
+                Value::Data(bytes) => Some(
+                    PartitionCommand::decode_bytes(bytes)
+                        .map_err(|e| fatal("decoding a stored batch", e))?,
+                ),
+                Value::Noop => None,
+            };
+            if let Some(PartitionCommand::Group(op)) = &command {
+                let op = crate::groups::GroupOp::decode(op)
+                    .map_err(|e| fatal("decoding a group operation", e))?;
+                super::group::apply_group_op(p.group, &mut groups, slot, &op, &mut index);
+            }
+            if let Some(PartitionCommand::Append(batch)) = command {
                 let count = batch.records.len() as u32;
                 index.index(p.group, next_offset, slot, count);
                 if let Some(seq) = batch.producer {
@@ -245,7 +267,9 @@ impl Driver {
             .db
             .log_start_offset(p.group)
             .map_err(|e| fatal("reading a partition's log start", e))?;
-        let state = PartitionState::new((log_start, next_offset), producers, log_bytes, settings);
+        let mut state =
+            PartitionState::new((log_start, next_offset), producers, log_bytes, settings);
+        state.groups = groups;
         let mut group = Group::new(p.group, replica, Kind::Partition(state));
         group.labels = PartitionLabels {
             topic: topic.to_owned(),
@@ -605,6 +629,7 @@ impl Driver {
             let status = g.replica.status();
             let rx = g.hwm.subscribe();
             let log_start = g.log_start();
+            let ready = g.ready();
             let stopped = g.stopped.clone();
             self.cfg.metrics.group(
                 &g.labels,
@@ -621,6 +646,7 @@ impl Driver {
                     if s.leader == status.leader
                         && s.decided == status.decided
                         && s.log_start == log_start
+                        && s.ready == ready
                         && s.stopped == stopped =>
                 {
                     None
@@ -631,6 +657,7 @@ impl Driver {
                     high_watermark: rx,
                     log_start,
                     stopped,
+                    ready,
                 }),
             });
         }

@@ -6,6 +6,7 @@
 //! applied, against the applied producer state plus its own batches in flight.
 
 use crate::config::NodeId;
+use crate::groups::{GroupOp, GroupRecord, record_key};
 use crate::metadata::{self, MetaCommand, MetadataState, TopicSettings};
 use crate::partition::codec::{PartitionCommand, ProducerSeq};
 use crate::partition::producers::{
@@ -104,6 +105,8 @@ pub(super) struct PartitionState {
     /// The first offset still stored (kept here so the driver need not read it from
     /// RocksDB every round).
     pub(super) log_start: u64,
+    /// Consumer groups whose records live here (partitions of the offsets topic only).
+    pub(super) groups: BTreeMap<String, GroupRecord>,
     /// The topic's settings.
     pub(super) settings: TopicSettings,
     /// Leader only: whether idempotent batches may be admitted.
@@ -127,6 +130,7 @@ impl PartitionState {
             producers,
             log_bytes,
             log_start,
+            groups: BTreeMap::new(),
             settings,
             barrier: Barrier::Closed,
             in_flight: BTreeMap::new(),
@@ -157,6 +161,26 @@ pub(super) enum Effect {
 }
 
 type Reply = oneshot::Sender<Result<Proposed, ProposeFailure>>;
+
+/// Applies a decided consumer group operation of offsets partition `group` to its record,
+/// persisting the record (with the round's other apply-time writes) if it changed.
+pub(super) fn apply_group_op(
+    group: u64,
+    records: &mut BTreeMap<String, GroupRecord>,
+    slot: Slot,
+    op: &GroupOp,
+    index: &mut GroupCommit,
+) {
+    let name = op.group();
+    let record = records.entry(name.to_owned()).or_default();
+    if record.apply(slot, op) {
+        index.put(
+            KvSpace::ConsumerOffsets,
+            record_key(group, name),
+            &record.encode(),
+        );
+    }
+}
 
 /// The key of a producer's state in [`KvSpace::Producers`].
 pub(super) fn producer_key(group: u64, producer_id: u64) -> [u8; 16] {
@@ -390,6 +414,13 @@ impl Group {
                         }
                         Proposed::Done
                     }
+                    PartitionCommand::Group(op) => {
+                        let op = GroupOp::decode(&op).map_err(|e| {
+                            format!("partition {} slot {slot}: group operation: {e}", self.id)
+                        })?;
+                        apply_group_op(self.id, &mut p.groups, slot, &op, index);
+                        Proposed::Done
+                    }
                 };
                 if waiting {
                     self.results.insert(slot, result);
@@ -459,6 +490,13 @@ impl Group {
         }
         self.results.clear();
         self.on_leader_change(false);
+    }
+
+    /// Whether this replica leads a partition and has applied its barrier (so its
+    /// applied state holds everything earlier leaders may have had decided).
+    pub(super) fn ready(&self) -> bool {
+        matches!(&self.kind, Kind::Partition(p) if p.barrier == Barrier::Open)
+            && self.replica.leader() == Some(self.replica.id())
     }
 
     /// The first offset still stored (partitions), 0 for metadata.

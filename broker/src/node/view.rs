@@ -20,6 +20,9 @@ pub struct GroupStatus {
     pub log_start: u64,
     /// Set when the replica stopped (storage failure, corrupt data): why.
     pub stopped: Option<String>,
+    /// This replica leads and has applied everything earlier leaders may have had decided
+    /// (its barrier): it may check sequences and coordinate groups.
+    pub ready: bool,
 }
 
 /// Shared, read-mostly state: metadata and the status of every local group.

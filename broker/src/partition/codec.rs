@@ -7,6 +7,7 @@
 //!   command  = version(1) = 1 | tag(1) | body
 //!   tag 2    = Trim: offset u64 BE (retention: drop whole batches below it)
 //!   tag 3    = Barrier: nothing (a new leader's first value; see `node::group`)
+//!   tag 4    = Group: length (varint) | JSON (a consumer group operation; see `groups`)
 //!   tag 1    = Append:
 //!     append = flags(1) (bit 0: producer present; others must be 0)
 //!              | [producer id u64 BE | epoch u32 BE | base sequence u32 BE]
@@ -28,6 +29,7 @@ pub const VERSION: u8 = 1;
 const TAG_APPEND: u8 = 1;
 const TAG_TRIM: u8 = 2;
 const TAG_BARRIER: u8 = 3;
+const TAG_GROUP: u8 = 4;
 const FLAG_PRODUCER: u8 = 0b1;
 const PRODUCER_LEN: usize = 8 + 4 + 4;
 /// Every record body holds at least a timestamp, two lengths and a header count.
@@ -48,6 +50,9 @@ pub enum PartitionCommand {
     /// value an earlier leader may have had decided is applied too, so the producer state
     /// it checks sequences against is complete.
     Barrier,
+    /// A consumer group operation (offsets commit, generation change), in a partition of
+    /// the internal offsets topic; opaque here (see `crate::groups`).
+    Group(Bytes),
 }
 
 /// An idempotent producer's identity and the sequence number of a batch's first record.
@@ -127,6 +132,7 @@ impl PartitionCommand {
             PartitionCommand::Append(batch) => 2 + batch.encoded_len(),
             PartitionCommand::Trim { .. } => 2 + 8,
             PartitionCommand::Barrier => 2,
+            PartitionCommand::Group(op) => 2 + varint_len(op.len() as u64) + op.len(),
         }
     }
 
@@ -144,6 +150,10 @@ impl PartitionCommand {
                 out.put_u64(*up_to_offset);
             }
             PartitionCommand::Barrier => out.put_u8(TAG_BARRIER),
+            PartitionCommand::Group(op) => {
+                out.put_u8(TAG_GROUP);
+                put_bytes(&mut out, op);
+            }
         }
         out.freeze()
     }
@@ -171,6 +181,7 @@ impl PartitionCommand {
                 }
             }
             TAG_BARRIER => PartitionCommand::Barrier,
+            TAG_GROUP => PartitionCommand::Group(reader.bytes("group operation")?),
             other => return Err(CodecError::UnknownCommand(other)),
         };
         match reader.remaining() {

@@ -44,6 +44,7 @@ fn arb_command() -> impl Strategy<Value = PartitionCommand> {
         6 => append,
         1 => any::<u64>().prop_map(|up_to_offset| PartitionCommand::Trim { up_to_offset }),
         1 => Just(PartitionCommand::Barrier),
+        1 => arb_bytes(64).prop_map(PartitionCommand::Group),
     ]
 }
 

@@ -116,6 +116,13 @@ impl Admin for ClientApi {
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
         let r = request.into_inner();
+        if r.name == crate::groups::OFFSETS_TOPIC {
+            return Err(Error::InvalidRequest(format!(
+                "{} is internal: it holds every consumer group's committed offsets",
+                r.name
+            ))
+            .into());
+        }
         let cmd = MetaCommand::DeleteTopic { name: r.name };
         match self.change_metadata(cmd, timeout_of(r.timeout_ms)).await? {
             Applied::Deleted(_) => Ok(Response::new(pb::DeleteTopicResponse { error: None })),

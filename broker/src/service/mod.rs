@@ -6,16 +6,14 @@
 //!   Producer ──► partition leader's driver (propose record batch) ──► offsets
 //!   Consumer ──► Db::read_records up to the high watermark (long-poll on its watch)
 //! ```
-//! `Groups` still answers `UNIMPLEMENTED` (issue C).
+//!   Groups ────► group coordinator (leader of the group's __consumer_offsets partition)
 //! The peer service is the replication transport's ([`crate::transport::PeerHub::service`]).
 
 mod admin;
 mod consumer;
+mod groups;
 mod metadata;
 mod producer;
-mod stub;
-
-pub use stub::Unimplemented;
 
 use crate::config::NodeId;
 use crate::error::Error;
@@ -61,6 +59,8 @@ struct Inner {
     max_record_bytes: u32,
     round_robin: AtomicU64,
     metrics: Arc<NodeMetrics>,
+    live_groups: groups::LiveGroups,
+    member_ids: AtomicU64,
 }
 
 impl ClientApi {
@@ -83,6 +83,8 @@ impl ClientApi {
             max_record_bytes,
             round_robin: AtomicU64::new(0),
             metrics,
+            live_groups: Default::default(),
+            member_ids: AtomicU64::new(1),
         };
         Self {
             inner: Arc::new(inner),

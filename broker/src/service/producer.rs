@@ -154,6 +154,13 @@ impl ClientApi {
         r: pb::PublishRequest,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let topic = self.topic(&r.topic)?;
+        if r.topic == crate::groups::OFFSETS_TOPIC {
+            return Err(Error::InvalidRequest(format!(
+                "{} is internal: commit offsets through the Groups service",
+                r.topic
+            ))
+            .into());
+        }
         if r.records.is_empty() {
             return Err(Error::InvalidRequest("a publish needs at least one record".into()).into());
         }

@@ -6,6 +6,7 @@ mod catchup;
 mod client;
 mod corruption;
 mod failover;
+mod groups;
 mod harness;
 mod idempotence;
 mod metrics;
