@@ -88,6 +88,10 @@ pub enum CallKind {
         /// Partition number.
         partition: u32,
     },
+    /// A consumer group request: the group's coordinator (learned from NOT_COORDINATOR
+    /// hints and remembered). Every group request is safe to repeat (joins, heartbeats,
+    /// commits of the same offsets), so none counts as a write.
+    Group(String),
 }
 
 impl CallKind {
@@ -104,6 +108,7 @@ impl CallKind {
             CallKind::Publish { topic, partition } | CallKind::Fetch { topic, partition } => {
                 Some(LeaderKey::Partition(topic.clone(), *partition))
             }
+            CallKind::Group(group) => Some(LeaderKey::Group(group.clone())),
         }
     }
 }
@@ -119,6 +124,7 @@ impl fmt::Display for CallKind {
             CallKind::Fetch { topic, partition } => {
                 write!(f, "fetch from {topic:?} partition {partition}")
             }
+            CallKind::Group(group) => write!(f, "request to group {group:?}'s coordinator"),
         }
     }
 }
@@ -130,6 +136,8 @@ enum LeaderKey {
     Metadata,
     /// A partition's, by topic and number.
     Partition(String, u32),
+    /// A consumer group's coordinator.
+    Group(String),
 }
 
 /// A connection to a cluster through seed brokers. Cheap to share (`Arc<Connection>`);
@@ -311,7 +319,7 @@ impl Connection {
                 .await
             {
                 Ok(response) => {
-                    if kind.is_write() {
+                    if kind.is_write() || matches!(kind, CallKind::Group(_)) {
                         self.learn(&kind, &address);
                     }
                     self.unsuspect(&address);

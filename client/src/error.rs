@@ -128,6 +128,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The broker's stable code, when the error is a broker's refusal ([`Error::Server`]).
+    pub fn server_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Server { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+
     /// Names what was asked (e.g. `create topic "orders"`) in the errors that say so:
     /// [`Error::Server`], [`Error::GaveUp`] and [`Error::OutcomeUnknown`].
     pub fn with_what(mut self, what: impl Into<String>) -> Error {

@@ -1,5 +1,5 @@
-//! paxlog's client side: the library behind the `paxlog` command-line tool, and the seed
-//! of the Rust SDK ([`connection::Connection`]).
+//! paxlog's client side: the Rust SDK ([`Client`], [`Producer`], [`Consumer`], [`Admin`])
+//! and the `paxlog` command-line tool built on it.
 //!
 //! ```text
 //!   paxlog cluster up ──▶ cluster::LocalCluster ──spawns──▶ paxlog-broker × N
@@ -17,14 +17,20 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod client;
 pub mod cluster;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod health;
 pub mod partitioner;
+pub mod producer;
 pub mod status;
 
+pub use client::{Admin, Client};
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position};
 pub use error::Error;
+pub use producer::{Delivered, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
 /// First gRPC port of the local cluster; node `n` listens on `DEFAULT_BASE_PORT + n - 1`.
 pub const DEFAULT_BASE_PORT: u16 = 7001;

@@ -48,7 +48,7 @@ pub enum GroupError {
     },
     /// A commit without membership while the group has members.
     #[error(
-        "group has {0} active members: commits without a member id are accepted only while the group is empty"
+        "group has {0} active members: this needs an empty group (stop its consumers, or wait for their sessions to expire)"
     )]
     GroupActive(usize),
     /// No such group.

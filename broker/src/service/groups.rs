@@ -473,6 +473,47 @@ impl Groups for ClientApi {
         }))
     }
 
+    async fn reset_offsets(
+        &self,
+        request: Request<pb::ResetOffsetsRequest>,
+    ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        let r = request.into_inner();
+        let meta = self.inner.view.metadata();
+        for o in &r.offsets {
+            let topic = meta
+                .topic(&o.topic)
+                .ok_or_else(|| Error::UnknownTopic(o.topic.clone()))?;
+            self.partition(topic, o.partition)?;
+        }
+        let p = self.coordinate(&r.group).await?;
+        let lock = self.live_group(&r.group);
+        let mut slot = lock.lock().await;
+        let now = now_ms();
+        self.load_live(&mut slot, &p, &r.group, now)?;
+        let live = slot.as_mut().expect("loaded");
+        self.settle(&p, live, false, None, now).await?;
+        if !live.members.is_empty() {
+            return Err(Error::Group(GroupError::GroupActive(live.members.len())).into());
+        }
+        let op = GroupOp::Reset {
+            group: r.group.clone(),
+            offsets: r
+                .offsets
+                .into_iter()
+                .map(|o| {
+                    let c = Committed {
+                        offset: o.offset,
+                        metadata: o.metadata,
+                        timestamp_ms: now,
+                    };
+                    (o.topic, o.partition, c)
+                })
+                .collect(),
+        };
+        self.write_group_op(&p, &op).await?;
+        Ok(Response::new(pb::ResetOffsetsResponse { error: None }))
+    }
+
     async fn describe_group(
         &self,
         request: Request<pb::DescribeGroupRequest>,

@@ -90,6 +90,14 @@ wire_responses!(
     pb::InitProducerResponse,
     pb::PublishResponse,
     pb::FetchResponse,
+    pb::JoinGroupResponse,
+    pb::HeartbeatResponse,
+    pb::LeaveGroupResponse,
+    pb::CommitOffsetsResponse,
+    pb::FetchOffsetsResponse,
+    pb::ListGroupsResponse,
+    pb::DescribeGroupResponse,
+    pb::ResetOffsetsResponse,
 );
 
 #[cfg(test)]

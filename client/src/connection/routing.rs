@@ -29,7 +29,7 @@ impl Connection {
             return Ok(address.clone());
         }
         let (topic, partition) = match kind {
-            CallKind::AnyBroker => return Ok(self.any_broker(avoid)),
+            CallKind::AnyBroker | CallKind::Group(_) => return Ok(self.any_broker(avoid)),
             CallKind::Admin => {
                 let meta = self.cached_metadata(deadline).await?;
                 return Ok(match meta.metadata_leader_address() {
