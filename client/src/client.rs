@@ -64,6 +64,11 @@ impl Client {
         })
     }
 
+    /// A client over an existing connection (no check that a broker answers).
+    pub fn from_connection(conn: Arc<Connection>, deadline: Duration) -> Client {
+        Client { conn, deadline }
+    }
+
     /// The underlying connection.
     pub fn connection(&self) -> &Arc<Connection> {
         &self.conn

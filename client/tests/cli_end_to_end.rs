@@ -208,6 +208,96 @@ fn cli_creates_produces_consumes_and_reports_on_a_real_cluster() {
     let list = ok(&["topic", "list", "--json"], &brokers, "");
     assert_eq!(json_document(&list)["topics"][0]["name"], TOPIC);
 
+    // A consumer group: two runs of `consume --group` read every line once between them,
+    // the second starting where the first committed; describe shows lag = end - committed.
+    let first = ok(
+        &[
+            "consume", TOPIC, "--group", "readers", "--max", "40", "--json",
+        ],
+        &brokers,
+        "",
+    );
+    let first = json_lines(&first);
+    assert_eq!(first.len(), 40);
+    let group = json_document(&ok(
+        &["group", "describe", "readers", "--json"],
+        &brokers,
+        "",
+    ));
+    let rows = group["partitions"].as_array().expect("partitions").clone();
+    let committed: u64 = rows
+        .iter()
+        .filter_map(|r| r["committed_offset"].as_u64())
+        .sum();
+    assert_eq!(committed, 40, "{group:#}");
+    for r in &rows {
+        let end = r["end_offset"].as_u64().expect("end");
+        let base = r["committed_offset"].as_u64().unwrap_or(0);
+        assert_eq!(r["lag"].as_u64(), Some(end - base), "{r}");
+    }
+    assert_eq!(
+        group["members"].as_array().map(Vec::len),
+        Some(0),
+        "{group:#}"
+    );
+    let second = json_lines(&ok(
+        &[
+            "consume",
+            TOPIC,
+            "--group",
+            "readers",
+            "--json",
+            "--max-wait-ms",
+            "500",
+        ],
+        &brokers,
+        "",
+    ));
+    let mut values: Vec<String> = first
+        .iter()
+        .chain(&second)
+        .map(|r| r["value"].as_str().expect("value").to_owned())
+        .collect();
+    values.sort();
+    let all_lines: Vec<String> = (0..LINES).map(|i| format!("line-{i:03}")).collect();
+    assert_eq!(values, all_lines, "each line once across the two runs");
+    let groups = json_document(&ok(&["group", "list", "--json"], &brokers, ""));
+    assert_eq!(groups["groups"][0]["group"], "readers", "{groups:#}");
+    ok(
+        &[
+            "group",
+            "reset-offsets",
+            "readers",
+            "--topic",
+            TOPIC,
+            "--to",
+            "earliest",
+        ],
+        &brokers,
+        "",
+    );
+    let group = json_document(&ok(
+        &["group", "describe", "readers", "--json"],
+        &brokers,
+        "",
+    ));
+    let lag: u64 = group["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .filter_map(|r| r["lag"].as_u64())
+        .sum();
+    assert_eq!(
+        lag, LINES as u64,
+        "reset to earliest: everything is lag again: {group:#}"
+    );
+    fails(
+        &["consume", TOPIC, "--group", "readers", "--from", "5"],
+        &brokers,
+        "",
+        "--from OFFSET does not apply",
+    );
+
     // Bad input: clear errors, non-zero exits.
     fails(
         &["topic", "create", "zero", "--partitions", "0"],

@@ -14,6 +14,7 @@
 //! a record without key).
 
 pub mod consume;
+pub mod group;
 pub mod produce;
 pub mod topic;
 

@@ -6,9 +6,10 @@
 mod signals;
 
 use clap::{Args, Parser, Subcommand};
+use paxlog_client::ConsumerConfig;
 use paxlog_client::cli::consume::{self, ConsumeOptions, StartFrom};
 use paxlog_client::cli::produce::{self, KeyMode, ProduceOptions};
-use paxlog_client::cli::{topic, write_line};
+use paxlog_client::cli::{group, topic, write_line};
 use paxlog_client::cluster::{self, ClusterSpec, LocalCluster};
 use paxlog_client::connection::{ConnectOptions, Connection};
 use paxlog_client::{DEFAULT_BASE_PORT, DEFAULT_BROKERS, DEFAULT_NODES, Error, status};
@@ -37,8 +38,12 @@ enum Command {
     Topic(TopicCommand),
     /// Publish stdin lines as records, in batches, to the partition leaders.
     Produce(ProduceArgs),
-    /// Print a topic's records, from earliest, latest or an offset.
+    /// Print a topic's records, from earliest, latest or an offset; with --group, as a
+    /// member of a consumer group, from the group's committed offsets.
     Consume(ConsumeArgs),
+    /// List and describe consumer groups (members, committed offsets, lag); reset offsets.
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Show each broker's health, the metadata leader and each partition's leader (exit
     /// status 1 unless all brokers are SERVING).
     Status(StatusArgs),
@@ -163,6 +168,44 @@ struct ConsumeArgs {
     /// Longest wait of one fetch for new records (long-poll), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
     max_wait_ms: u64,
+    /// Read as a member of this consumer group: the coordinator assigns partitions, reading
+    /// starts at the group's committed offsets (--from earliest|latest where it has none),
+    /// and the offsets of printed records are committed.
+    #[arg(long, value_name = "G", conflicts_with = "partition")]
+    group: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCommand {
+    /// List consumer groups.
+    List(ClientArgs),
+    /// Show a group's members, assignment, and per partition committed offset, end and lag.
+    Describe(GroupNameArgs),
+    /// Set a group's committed offsets for every partition of a topic (the group must have
+    /// no members).
+    ResetOffsets(ResetArgs),
+}
+
+#[derive(Debug, Args)]
+struct GroupNameArgs {
+    /// Group name.
+    group: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct ResetArgs {
+    /// Group name.
+    group: String,
+    /// Topic whose partitions to reset.
+    #[arg(long)]
+    topic: String,
+    /// The new committed offset of every partition: earliest, latest, or an offset.
+    #[arg(long, value_name = "WHERE")]
+    to: StartFrom,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -208,6 +251,7 @@ fn main() -> ExitCode {
             Command::Topic(command) => topic_command(command).await,
             Command::Produce(args) => produce(args).await,
             Command::Consume(args) => consume(args).await,
+            Command::Group(command) => group_command(command).await,
             Command::Status(args) => status(args).await,
         }
     });
@@ -392,8 +436,63 @@ async fn produce(args: ProduceArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn group_command(command: GroupCommand) -> Result<ExitCode, Error> {
+    let mut out = std::io::stdout().lock();
+    let admin = |client: &ClientArgs| -> Result<paxlog_client::Admin, Error> {
+        let conn = Arc::new(client.connect()?);
+        Ok(paxlog_client::Client::from_connection(conn, client.timeout()).admin())
+    };
+    match command {
+        GroupCommand::List(client) => group::list(&admin(&client)?, client.json, &mut out).await?,
+        GroupCommand::Describe(args) => {
+            let admin = admin(&args.client)?;
+            group::describe(&admin, &args.group, args.client.json, &mut out).await?
+        }
+        GroupCommand::ResetOffsets(args) => {
+            let admin = admin(&args.client)?;
+            group::reset_offsets(
+                &admin,
+                &args.group,
+                &args.topic,
+                args.to,
+                args.client.json,
+                &mut out,
+            )
+            .await?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn consume(args: ConsumeArgs) -> Result<ExitCode, Error> {
     let conn = Arc::new(args.client.connect()?);
+    if let Some(group_name) = args.group {
+        let config = ConsumerConfig {
+            group: Some(group_name.clone()),
+            auto_offset_reset: group::reset_of(&args.from)?,
+            auto_commit: false,
+            request_timeout: args.client.timeout(),
+            ..ConsumerConfig::default()
+        };
+        let consumer = paxlog_client::Consumer::new(conn, config);
+        let mut out = std::io::stdout();
+        let idle = Duration::from_millis(args.max_wait_ms);
+        let printed = group::consume(
+            consumer,
+            &args.topic,
+            args.max,
+            args.follow,
+            idle,
+            args.client.json,
+            &mut out,
+        )
+        .await?;
+        eprintln!(
+            "paxlog: consumed {printed} records from {:?} as a member of group {group_name:?}",
+            args.topic
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let opts = ConsumeOptions {
         topic: args.topic,
         partition: args.partition,
