@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tonic::codec::CompressionEncoding;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -206,8 +207,18 @@ async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(AdminServer::new(api.clone()))
         .add_service(MetadataServer::new(api.clone()))
-        .add_service(ProducerServer::new(api.clone()))
-        .add_service(ConsumerServer::new(api.clone()))
+        // zstd message compression when the client asks for it (SDK: `compression`);
+        // stored batches are compressed by RocksDB (LZ4) either way.
+        .add_service(
+            ProducerServer::new(api.clone())
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Zstd),
+        )
+        .add_service(
+            ConsumerServer::new(api.clone())
+                .accept_compressed(CompressionEncoding::Zstd)
+                .send_compressed(CompressionEncoding::Zstd),
+        )
         .add_service(GroupsServer::new(api))
         .add_service(hub.service())
         .serve_with_incoming_shutdown(

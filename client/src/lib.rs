@@ -30,7 +30,9 @@ pub mod status;
 pub use client::{Admin, Client};
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position};
 pub use error::Error;
-pub use producer::{Delivered, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
+pub use producer::{
+    Compression, Delivered, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
+};
 
 /// First gRPC port of the local cluster; node `n` listens on `DEFAULT_BASE_PORT + n - 1`.
 pub const DEFAULT_BASE_PORT: u16 = 7001;

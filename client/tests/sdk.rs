@@ -9,8 +9,8 @@ mod common;
 use common::{ClusterUp, DEADLINE, assert_broker_built, free_base_port};
 use paxlog_client::cli::topic::CreateTopic;
 use paxlog_client::{
-    Client, ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position, ProducerConfig,
-    ProducerRecord,
+    Client, Compression, ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position,
+    ProducerConfig, ProducerRecord,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -199,6 +199,39 @@ async fn producer_delivers_each_record_once_in_key_order_and_the_consumer_reads_
         "one partition, in order"
     );
     small.close().await;
+
+    // zstd on the wire both ways: what goes in comes out.
+    let zstd = client
+        .producer(ProducerConfig {
+            compression: Compression::Zstd,
+            ..ProducerConfig::default()
+        })
+        .expect("zstd producer");
+    let text = "a compressible line of JSON: {\"k\": \"v\"} ".repeat(40);
+    let mut first = None;
+    for i in 0..50 {
+        let d = zstd
+            .send_and_wait(ProducerRecord::new("orders", format!("{i}:{text}")).partition(0))
+            .await
+            .expect("zstd delivery");
+        first.get_or_insert(d.offset.expect("offset"));
+    }
+    let mut reader = client.consumer(ConsumerConfig {
+        compression: Compression::Zstd,
+        ..ConsumerConfig::default()
+    });
+    reader.assign("orders", [0]);
+    let from = first.expect("first offset");
+    reader
+        .seek("orders", 0, Position::Offset(from))
+        .await
+        .expect("seek");
+    let got = read_n(&mut reader, 50).await;
+    for (i, r) in got.iter().take(50).enumerate() {
+        assert_eq!(r.offset, from + i as u64);
+        assert_eq!(String::from_utf8_lossy(&r.value), format!("{i}:{text}"));
+    }
+    zstd.close().await;
 
     // Unknown topics and out-of-range positions fail clearly.
     let err = producer

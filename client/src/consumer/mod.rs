@@ -69,6 +69,8 @@ pub struct ConsumerConfig {
     pub fetch_max_bytes: u32,
     /// Longest time one request may take, retries included.
     pub request_timeout: Duration,
+    /// Ask brokers to compress fetched records on the wire.
+    pub compression: crate::producer::Compression,
 }
 
 impl Default for ConsumerConfig {
@@ -82,6 +84,7 @@ impl Default for ConsumerConfig {
             strategy: pb::AssignmentStrategy::Range,
             fetch_max_bytes: 1 << 20,
             request_timeout: Duration::from_secs(30),
+            compression: crate::producer::Compression::None,
         }
     }
 }
@@ -204,11 +207,10 @@ impl Consumer {
             let (topic, partition) = (topic.clone(), *partition);
             let budget = self.config.request_timeout;
             let max_bytes = self.config.fetch_max_bytes;
+            let zstd = self.config.compression == crate::producer::Compression::Zstd;
             tasks.spawn(async move {
-                let result = fetch(
-                    &conn, &topic, partition, offset, max_wait, max_bytes, budget,
-                )
-                .await;
+                let limits = (max_wait, max_bytes, budget, zstd);
+                let result = fetch(&conn, &topic, partition, offset, limits).await;
                 ((topic, partition), result)
             });
         }
@@ -415,9 +417,7 @@ async fn fetch(
     topic: &str,
     partition: u32,
     offset: u64,
-    max_wait: Duration,
-    max_bytes: u32,
-    budget: Duration,
+    (max_wait, max_bytes, budget, zstd): (Duration, u32, Duration, bool),
 ) -> Result<Vec<ConsumedRecord>, Error> {
     let request = pb::FetchRequest {
         topic: topic.to_owned(),
@@ -435,7 +435,11 @@ async fn fetch(
     let response = conn
         .call_leader_with(kind, budget.max(attempt), attempt, |channel| {
             let request = request.clone();
-            async move { ConsumerClient::new(channel).fetch(request).await }
+            let mut client = ConsumerClient::new(channel);
+            if zstd {
+                client = client.accept_compressed(tonic::codec::CompressionEncoding::Zstd);
+            }
+            async move { client.fetch(request).await }
         })
         .await?;
     Ok(response

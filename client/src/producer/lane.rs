@@ -8,6 +8,7 @@ use paxlog_proto::v1::{self as pb, ErrorCode, producer_client::ProducerClient};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
+use tonic::codec::CompressionEncoding;
 
 /// A record waiting in a lane.
 #[derive(Debug)]
@@ -98,6 +99,7 @@ impl Lane {
             topic: self.topic.clone(),
             partition: self.partition,
         };
+        let zstd = config.compression == super::Compression::Zstd;
         loop {
             let budget = deadline.saturating_duration_since(Instant::now());
             let result = self
@@ -105,7 +107,11 @@ impl Lane {
                 .conn
                 .call_leader(kind.clone(), budget, |channel| {
                     let request = request.clone();
-                    async move { ProducerClient::new(channel).publish(request).await }
+                    let mut client = ProducerClient::new(channel);
+                    if zstd {
+                        client = client.send_compressed(CompressionEncoding::Zstd);
+                    }
+                    async move { client.publish(request).await }
                 })
                 .await;
             match result {

@@ -99,6 +99,17 @@ pub struct Delivered {
     pub offset: Option<u64>,
 }
 
+/// Compression of record batches on the wire (gRPC message compression). Brokers store
+/// batches compressed either way (RocksDB, LZ4).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// None: the least CPU, the most bytes.
+    #[default]
+    None,
+    /// zstd: far fewer bytes for text and JSON, some CPU on both ends.
+    Zstd,
+}
+
 /// Settings of a [`Producer`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProducerConfig {
@@ -114,6 +125,8 @@ pub struct ProducerConfig {
     pub idempotent: bool,
     /// How long a record may take from `send` to acknowledgement, retries included.
     pub delivery_timeout: Duration,
+    /// Compression of batches on the wire.
+    pub compression: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -125,6 +138,7 @@ impl Default for ProducerConfig {
             buffer_max_bytes: 32 << 20,
             idempotent: true,
             delivery_timeout: Duration::from_secs(60),
+            compression: Compression::None,
         }
     }
 }
