@@ -233,6 +233,32 @@ async fn producer_delivers_each_record_once_in_key_order_and_the_consumer_reads_
     }
     zstd.close().await;
 
+    // Seek by time: the first record at or after it (records stamped in 2100, later
+    // than everything else in the partition); past the last one, the end.
+    const T: i64 = 4_102_444_800_000;
+    let mut stamped = Vec::new();
+    for i in 1..=3 {
+        let d = producer
+            .send_and_wait(
+                ProducerRecord::new("orders", format!("t{i}"))
+                    .partition(2)
+                    .timestamp_ms(T + i * 1_000),
+            )
+            .await
+            .expect("stamped");
+        stamped.push(d.offset.expect("offset"));
+    }
+    consumer
+        .seek("orders", 2, Position::Timestamp(T + 1_500))
+        .await
+        .expect("seek time");
+    assert_eq!(consumer.position("orders", 2), Some(stamped[1]));
+    consumer
+        .seek("orders", 2, Position::Timestamp(T + 9_000))
+        .await
+        .expect("seek time");
+    assert_eq!(consumer.position("orders", 2), Some(stamped[2] + 1));
+
     // Unknown topics and out-of-range positions fail clearly.
     let err = producer
         .send_and_wait(ProducerRecord::new("nope", "x"))

@@ -16,6 +16,7 @@ pub mod log;
 pub mod producers;
 pub mod retention;
 pub mod snapshot;
+pub mod time;
 
 pub use codec::{AppendBatch, CodecError, PartitionCommand, ProducerSeq, Record};
 pub use log::{ReadResult, Trimmed};

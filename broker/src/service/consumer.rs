@@ -142,6 +142,41 @@ impl Consumer for ClientApi {
         }))
     }
 
+    async fn list_offsets(
+        &self,
+        request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let r = request.into_inner();
+        let p = self.local_partition(&r.topic, r.partition)?;
+        let status = self
+            .inner
+            .view
+            .group(p.group)
+            .ok_or_else(|| self.not_leader(None))?;
+        if let Some(why) = status.stopped {
+            return Err(Error::ReplicaStopped(why).into());
+        }
+        let end = *status.high_watermark.borrow();
+        let (offset, timestamp_ms) = match pb::OffsetSpec::try_from(r.spec) {
+            Ok(pb::OffsetSpec::Latest) => (end, 0),
+            Ok(pb::OffsetSpec::Timestamp) => {
+                let db = self.inner.db.clone();
+                let (group, at) = (p.group, r.timestamp_ms);
+                tokio::task::spawn_blocking(move || db.offset_for_time(group, at, end))
+                    .await
+                    .map_err(|e| Error::ReplicaStopped(e.to_string()))?
+                    .map_err(Error::Storage)?
+                    .unwrap_or((end, 0))
+            }
+            _ => (status.log_start, 0),
+        };
+        Ok(Response::new(pb::ListOffsetsResponse {
+            error: None,
+            offset,
+            timestamp_ms,
+        }))
+    }
+
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,

@@ -221,13 +221,27 @@ impl ClientApi {
                     })
                     .map(|m| m.record.id.clone())
                     .unwrap_or_default();
+                let from = committed.unwrap_or(start).max(start);
+                let lag = end.saturating_sub(from);
+                // Age of the oldest record not consumed yet (read from this replica).
+                let lag_ms = match lag {
+                    0 => 0,
+                    _ => self
+                        .inner
+                        .db
+                        .read_records(p.group, from, end, 1)
+                        .ok()
+                        .and_then(|r| r.records.first().map(|(_, rec)| rec.timestamp_ms))
+                        .map_or(0, |ts| u64::try_from(now_ms() - ts).unwrap_or(0)),
+                };
                 rows.push(pb::PartitionLag {
                     topic: topic.clone(),
                     partition: p.index,
                     committed_offset: committed,
                     end_offset: end,
-                    lag: end.saturating_sub(committed.unwrap_or(start).max(start)),
+                    lag,
                     member_id: owner,
+                    lag_ms,
                 });
             }
         }

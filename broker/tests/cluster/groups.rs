@@ -247,11 +247,22 @@ async fn members_share_partitions_commits_are_fenced_and_survive_a_coordinator_k
     let p0 = a_parts[0].0;
     let leader = c.leaders(TOPIC).await[p0 as usize];
     let mut producer = c.producer(leader).await;
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 3_600_000;
     producer
         .publish(pb::PublishRequest {
             topic: TOPIC.into(),
             partition: Some(p0),
-            records: (0..5).map(|i| record("k", &format!("v{i}"))).collect(),
+            // An hour old: the lag in time is then at least an hour.
+            records: (0..5)
+                .map(|i| pb::Record {
+                    timestamp_ms: hour_ago,
+                    ..record("k", &format!("v{i}"))
+                })
+                .collect(),
             ..Default::default()
         })
         .await
@@ -279,6 +290,13 @@ async fn members_share_partitions_commits_are_fenced_and_survive_a_coordinator_k
         }
         if row.end_offset == 5 {
             assert_eq!((row.committed_offset, row.lag), (Some(3), 2), "{row:?}");
+            assert!(
+                (3_600_000..3_600_000 + 600_000).contains(&row.lag_ms),
+                "the oldest unconsumed record is an hour old: {row:?}"
+            );
+            for r in d.partitions.iter().filter(|r| r.lag == 0) {
+                assert_eq!(r.lag_ms, 0, "{r:?}");
+            }
             assert_eq!(row.member_id, a.id);
             break;
         }

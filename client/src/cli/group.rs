@@ -69,6 +69,8 @@ pub struct LagRow {
     pub end_offset: u64,
     /// Records not consumed yet.
     pub lag: u64,
+    /// Age of the oldest record not consumed yet, in ms (0 without lag).
+    pub lag_ms: u64,
     /// Owner now (empty if none).
     pub member: String,
 }
@@ -119,6 +121,7 @@ impl GroupView {
                     committed_offset: p.committed_offset,
                     end_offset: p.end_offset,
                     lag: p.lag,
+                    lag_ms: p.lag_ms,
                     member: p.member_id,
                 })
                 .collect(),
@@ -135,14 +138,20 @@ impl GroupView {
             t.push_str(&format!("  member {id}: {}\n", parts.join(" ")));
         }
         t.push_str(&format!(
-            "{:<24} {:>9} {:>10} {:>10} {:>8}  MEMBER\n",
-            "TOPIC", "PARTITION", "COMMITTED", "END", "LAG"
+            "{:<24} {:>9} {:>10} {:>10} {:>8} {:>10}  MEMBER\n",
+            "TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "LAG_SEC"
         ));
         for r in &self.partitions {
             let committed = r.committed_offset.map_or("-".to_owned(), |c| c.to_string());
             t.push_str(&format!(
-                "{:<24} {:>9} {:>10} {:>10} {:>8}  {}\n",
-                r.topic, r.partition, committed, r.end_offset, r.lag, r.member
+                "{:<24} {:>9} {:>10} {:>10} {:>8} {:>10.1}  {}\n",
+                r.topic,
+                r.partition,
+                committed,
+                r.end_offset,
+                r.lag,
+                r.lag_ms as f64 / 1000.0,
+                r.member
             ));
         }
         t

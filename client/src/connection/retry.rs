@@ -90,6 +90,7 @@ wire_responses!(
     pb::InitProducerResponse,
     pb::PublishResponse,
     pb::FetchResponse,
+    pb::ListOffsetsResponse,
     pb::JoinGroupResponse,
     pb::HeartbeatResponse,
     pb::LeaveGroupResponse,

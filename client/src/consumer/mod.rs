@@ -17,7 +17,6 @@
 
 mod group;
 
-use crate::cli::topic;
 use crate::connection::{CallKind, Connection};
 use crate::error::Error;
 use bytes::Bytes;
@@ -37,6 +36,8 @@ pub enum Position {
     Latest,
     /// This offset.
     Offset(u64),
+    /// The first record at or after this time (ms since the epoch); the end if none is.
+    Timestamp(i64),
 }
 
 /// What to do when a partition has no committed offset, or the position is out of range.
@@ -189,7 +190,7 @@ impl Consumer {
         }
         let offset = match to {
             Position::Offset(o) => o,
-            Position::Earliest | Position::Latest => self.bound(topic, partition, to).await?,
+            _ => self.bound(topic, partition, to).await?,
         };
         self.positions.insert(key, Some(offset));
         Ok(())
@@ -389,25 +390,34 @@ impl Consumer {
         Ok(())
     }
 
-    /// The partition's log start (`Earliest`) or end (`Latest`), from its leader.
-    async fn bound(&self, topic_name: &str, partition: u32, to: Position) -> Result<u64, Error> {
+    /// The offset `to` names in the partition (log start, end, or the first record at or
+    /// after a time), from its leader.
+    async fn bound(&self, topic: &str, partition: u32, to: Position) -> Result<u64, Error> {
+        let (spec, timestamp_ms) = match to {
+            Position::Earliest => (pb::OffsetSpec::Earliest, 0),
+            Position::Latest => (pb::OffsetSpec::Latest, 0),
+            Position::Timestamp(ts) => (pb::OffsetSpec::Timestamp, ts),
+            Position::Offset(o) => return Ok(o),
+        };
+        let request = pb::ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partition,
+            spec: spec as i32,
+            timestamp_ms,
+        };
         let kind = CallKind::Fetch {
-            topic: topic_name.to_owned(),
+            topic: topic.to_owned(),
             partition,
         };
-        let view =
-            topic::describe(&self.conn, topic_name, kind, self.config.request_timeout).await?;
-        let row = view
-            .partitions
-            .iter()
-            .find(|p| p.partition == partition)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!("topic {topic_name:?} has no partition {partition}"))
-            })?;
-        Ok(match to {
-            Position::Earliest => row.log_start_offset,
-            _ => row.log_end_offset,
-        })
+        let response = self
+            .conn
+            .call_leader(kind, self.config.request_timeout, |channel| {
+                let request = request.clone();
+                async move { ConsumerClient::new(channel).list_offsets(request).await }
+            })
+            .await
+            .map_err(|e| e.with_what(format!("look up an offset of {topic}/{partition}")))?;
+        Ok(response.offset)
     }
 }
 

@@ -440,6 +440,13 @@ impl producer_server::Producer for FakeBroker {
 impl consumer_server::Consumer for FakeBroker {
     type SubscribeStream = tokio_stream::Empty<Result<pb::SubscribeResponse, Status>>;
 
+    async fn list_offsets(
+        &self,
+        _request: Request<pb::ListOffsetsRequest>,
+    ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        Err(Status::unimplemented("the fake broker has no ListOffsets"))
+    }
+
     async fn fetch(
         &self,
         request: Request<pb::FetchRequest>,
