@@ -36,12 +36,18 @@ async fn main() -> Result<(), paxlog_client::Error> {
     for (i, d) in deliveries.into_iter().enumerate() {
         let d = d.await?;
         if i == 0 {
-            println!("first record: partition {} offset {:?}", d.partition, d.offset);
+            println!(
+                "first record: partition {} offset {:?}",
+                d.partition, d.offset
+            );
         }
         last = Some(d);
     }
     if let Some(d) = last {
-        println!("last record:  partition {} offset {:?}", d.partition, d.offset);
+        println!(
+            "last record:  partition {} offset {:?}",
+            d.partition, d.offset
+        );
     }
     producer.close().await;
     Ok(())
