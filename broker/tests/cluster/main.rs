@@ -15,4 +15,5 @@ mod ports;
 mod restart;
 mod retention;
 mod routing;
+mod sdk_failover;
 mod smoke;

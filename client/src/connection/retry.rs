@@ -9,6 +9,7 @@
 //! | THROTTLED, `RESOURCE_EXHAUSTED`, `ABORTED`          | back off       | back off       |
 //! | STORAGE_FATAL, CORRUPT_DATA                         | other broker   | other broker   |
 //! | TIMEOUT, `DEADLINE_EXCEEDED`, `CANCELLED`, other `UNAVAILABLE` | other broker | unknown |
+//! | `UNKNOWN` without a broker's detail (connection broke mid-call) | other broker | unknown |
 //! | anything else (invalid name, unknown topic, ...)    | fail           | fail           |
 //!
 //! "Unknown" means the write may have been stored: it is reported, never retried blindly
@@ -59,6 +60,10 @@ pub(crate) fn decide(error: &ServerError, write: bool) -> Decision {
         (Code::Unavailable, ErrorCode::NotEnoughReplicas) => Decision::Backoff,
         (Code::ResourceExhausted | Code::Aborted, _) => Decision::Backoff,
         (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => unknown_if_write,
+        // A connection that broke under the request ("stream closed because of a broken
+        // pipe"): tonic reports UNKNOWN without a broker's detail. Brokers never answer
+        // UNKNOWN themselves.
+        (Code::Unknown, ErrorCode::Unspecified) => unknown_if_write,
         _ => Decision::Fail,
     }
 }
@@ -114,6 +119,13 @@ mod tests {
             }),
             ..ServerError::local(grpc, code, "test")
         }
+    }
+
+    #[test]
+    fn a_connection_broken_mid_call_is_unknown_for_writes_and_retried_for_reads() {
+        let e = ServerError::local(Code::Unknown, ErrorCode::Unspecified, "broken pipe");
+        assert_eq!(decide(&e, true), Decision::Unknown);
+        assert_eq!(decide(&e, false), Decision::TryAnother);
     }
 
     #[test]
