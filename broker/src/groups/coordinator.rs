@@ -66,6 +66,9 @@ pub struct LiveMember {
     pub record: MemberRecord,
     /// Last time it was heard from (ms since the epoch, coordinator clock).
     pub last_heard_ms: i64,
+    /// The newest generation whose assignment it was given (by joining): it has given up
+    /// every partition that generation took from it.
+    pub acked: u64,
 }
 
 /// A group's membership at the coordinator.
@@ -105,6 +108,7 @@ impl LiveGroup {
                     let live = LiveMember {
                         record: m.clone(),
                         last_heard_ms: now_ms,
+                        acked: record.generation,
                     };
                     (m.id.clone(), live)
                 })
@@ -144,9 +148,11 @@ impl LiveGroup {
         let mut topics = topics;
         topics.sort();
         topics.dedup();
+        let current = self.generation;
         let changed = match self.members.get_mut(&id) {
             Some(m) => {
                 m.last_heard_ms = now_ms;
+                m.acked = current;
                 m.record.session_timeout_ms = session_timeout_ms;
                 let changed = m.record.topics != topics;
                 m.record.topics = topics;
@@ -163,6 +169,7 @@ impl LiveGroup {
                 let live = LiveMember {
                     record,
                     last_heard_ms: now_ms,
+                    acked: 0,
                 };
                 self.members.insert(id.clone(), live);
                 true
@@ -176,6 +183,11 @@ impl LiveGroup {
 
     /// The next generation's operation for the current members, assigned over topics of
     /// `partitions` (topic → partition count), sticky to the current assignment.
+    ///
+    /// Cooperative: a partition that moves from one member to another is taken from its
+    /// owner in this generation but given to its new owner only in a later one, once every
+    /// member has rejoined (see [`LiveGroup::handover_due`]): no two members ever hold a
+    /// partition at once, and members whose partitions do not move keep consuming.
     pub fn next_generation(
         &self,
         partitions: &BTreeMap<String, u32>,
@@ -191,13 +203,36 @@ impl LiveGroup {
             .iter()
             .map(|(id, m)| (id.clone(), m.record.assignment.clone()))
             .collect();
-        let assignment = assign(&subscriptions, partitions, &previous, strategy);
+        let target = assign(&subscriptions, partitions, &previous, strategy);
+        let owner_of = |topic: &str, p: u32| {
+            previous
+                .iter()
+                .find(|(_, a)| a.get(topic).is_some_and(|ps| ps.contains(&p)))
+                .map(|(id, _)| id.clone())
+        };
         let members = self
             .members
             .values()
-            .map(|m| MemberRecord {
-                assignment: assignment.get(&m.record.id).cloned().unwrap_or_default(),
-                ..m.record.clone()
+            .map(|m| {
+                let id = &m.record.id;
+                let assignment: BTreeMap<String, Vec<u32>> = target
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(topic, ps)| {
+                        let free: Vec<u32> = ps
+                            .into_iter()
+                            .filter(|p| owner_of(&topic, *p).is_none_or(|o| &o == id))
+                            .collect();
+                        (topic, free)
+                    })
+                    .filter(|(_, ps)| !ps.is_empty())
+                    .collect();
+                MemberRecord {
+                    assignment,
+                    ..m.record.clone()
+                }
             })
             .collect();
         GroupOp::Generation {
@@ -208,8 +243,29 @@ impl LiveGroup {
         }
     }
 
-    /// Takes a decided generation in (keeps the heartbeat times of members still in).
-    pub fn apply_generation(&mut self, op: &GroupOp, now_ms: i64) {
+    /// Whether a generation is due to hand out partitions taken from their owners: every
+    /// member has rejoined since (so none still reads them) and some subscribed partition
+    /// of `partitions` has no owner.
+    pub fn handover_due(&self, partitions: &BTreeMap<String, u32>) -> bool {
+        if self.members.is_empty() || self.members.values().any(|m| m.acked < self.generation) {
+            return false;
+        }
+        let mut owned = std::collections::BTreeSet::new();
+        for m in self.members.values() {
+            for (topic, ps) in &m.record.assignment {
+                owned.extend(ps.iter().map(|p| (topic.clone(), *p)));
+            }
+        }
+        self.members
+            .values()
+            .flat_map(|m| m.record.topics.iter())
+            .filter_map(|t| partitions.get(t).map(|n| (t, *n)))
+            .any(|(t, n)| (0..n).any(|p| !owned.contains(&(t.clone(), p))))
+    }
+
+    /// Takes a decided generation in (keeps the heartbeat times of members still in);
+    /// `joiner`, the member whose join made it, is given it in its answer.
+    pub fn apply_generation(&mut self, op: &GroupOp, now_ms: i64, joiner: Option<&str>) {
         let GroupOp::Generation {
             generation,
             strategy,
@@ -224,17 +280,24 @@ impl LiveGroup {
         }
         self.generation = *generation;
         self.strategy = Strategy::from_name(strategy);
-        let heard: BTreeMap<String, i64> = self
+        let before: BTreeMap<String, (i64, u64)> = self
             .members
             .iter()
-            .map(|(id, m)| (id.clone(), m.last_heard_ms))
+            .map(|(id, m)| (id.clone(), (m.last_heard_ms, m.acked)))
             .collect();
         self.members = members
             .iter()
             .map(|m| {
+                let (heard, acked) = before.get(&m.id).copied().unwrap_or((now_ms, 0));
+                let acked = if joiner == Some(m.id.as_str()) {
+                    *generation
+                } else {
+                    acked
+                };
                 let live = LiveMember {
                     record: m.clone(),
-                    last_heard_ms: heard.get(&m.id).copied().unwrap_or(now_ms),
+                    last_heard_ms: heard,
+                    acked,
                 };
                 (m.id.clone(), live)
             })
@@ -339,32 +402,51 @@ mod tests {
         .expect("join")
     }
 
-    fn bump(g: &mut LiveGroup, now: i64) -> u64 {
+    fn bump(g: &mut LiveGroup, now: i64, joiner: &str) -> u64 {
         let op = g.next_generation(&partitions(), Strategy::Range);
-        g.apply_generation(&op, now);
+        g.apply_generation(&op, now, Some(joiner));
         g.generation
     }
 
+    fn owned(g: &LiveGroup, m: &str) -> Vec<u32> {
+        g.members[m]
+            .record
+            .assignment
+            .get("t")
+            .cloned()
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn joins_leaves_and_expiry_make_generations() {
+    fn partitions_move_only_after_their_owner_gave_them_up() {
         let mut g = group();
         assert!(join(&mut g, None, "a", 0).changed);
-        assert_eq!(bump(&mut g, 0), 1);
+        assert_eq!(bump(&mut g, 0, "a"), 1);
+        assert_eq!(owned(&g, "a"), [0, 1, 2, 3, 4, 5]);
+        // b joins: a is told to give up half, b gets nothing while a may still read them.
         assert!(join(&mut g, None, "b", 10).changed);
-        assert_eq!(bump(&mut g, 10), 2);
-        // a's heartbeat with generation 1 says: rejoin.
+        assert_eq!(bump(&mut g, 10, "b"), 2);
+        assert_eq!(owned(&g, "a").len(), 3);
+        assert!(owned(&g, "b").is_empty(), "{:?}", g.members["b"]);
+        assert!(!g.handover_due(&partitions()), "a has not rejoined yet");
         assert_eq!(g.heartbeat("a", 1, 20), Err(GroupError::Rebalancing(2)));
-        // Rejoining with the same subscription changes nothing.
+        // a rejoins (nothing changed for it): now the freed partitions can go to b.
         assert!(!join(&mut g, Some("a"), "x", 30).changed);
-        assert_eq!(g.heartbeat("a", 2, 40), Ok(()));
-        let owned = |g: &LiveGroup, m: &str| g.members[m].record.assignment["t"].clone();
-        assert_eq!(owned(&g, "a").len() + owned(&g, "b").len(), 6);
-        // b stops heartbeating: expired after its session.
-        assert_eq!(g.expire(1_011), vec!["b".to_owned()]);
-        assert_eq!(bump(&mut g, 1_011), 3);
+        assert!(g.handover_due(&partitions()));
+        assert_eq!(bump(&mut g, 30, "a"), 3);
+        let (a, b) = (owned(&g, "a"), owned(&g, "b"));
+        assert_eq!((a.len(), b.len()), (3, 3));
+        assert!(a.iter().all(|p| !b.contains(p)), "{a:?} {b:?}");
+        assert_eq!(g.heartbeat("b", 2, 40), Err(GroupError::Rebalancing(3)));
+        assert!(!join(&mut g, Some("b"), "x", 50).changed);
+        assert!(!g.handover_due(&partitions()), "everything is owned");
+        assert_eq!(g.heartbeat("a", 3, 60), Ok(()));
+        // b stops heartbeating: expired after its session; its partitions are free at once.
+        assert_eq!(g.expire(1_051), vec!["b".to_owned()]);
+        assert_eq!(bump(&mut g, 1_051, "a"), 4);
         assert_eq!(owned(&g, "a"), [0, 1, 2, 3, 4, 5]);
         assert_eq!(
-            g.heartbeat("b", 2, 1_020),
+            g.heartbeat("b", 3, 1_060),
             Err(GroupError::UnknownMember("b".into()))
         );
         assert_eq!(g.leave("a"), Ok(()));
@@ -376,7 +458,7 @@ mod tests {
         let mut g = group();
         join(&mut g, None, "a", 0);
         join(&mut g, None, "b", 0);
-        bump(&mut g, 0);
+        bump(&mut g, 0, "b");
         let a_owns: Vec<(String, u32)> = g.members["a"].record.assignment["t"]
             .iter()
             .map(|p| ("t".to_owned(), *p))
@@ -406,7 +488,7 @@ mod tests {
         let mut g = group();
         join(&mut g, None, "a", 0);
         let op = g.next_generation(&partitions(), Strategy::RoundRobin);
-        g.apply_generation(&op, 0);
+        g.apply_generation(&op, 0, Some("a"));
         let mut record = GroupRecord::default();
         record.apply(1, &op);
         let restored = LiveGroup::from_record("g", &record, 500);

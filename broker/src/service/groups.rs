@@ -136,17 +136,20 @@ impl ClientApi {
         }
     }
 
-    /// Expires silent members and, if membership changed, writes the next generation.
+    /// Expires silent members and, if membership changed or partitions taken from their
+    /// owners can be handed over, writes the next generation (`joiner`: the member whose
+    /// join this is, which gets the new generation in its answer).
     async fn settle(
         &self,
         p: &PartitionInfo,
         live: &mut LiveGroup,
-        changed: bool,
+        (changed, joiner): (bool, Option<&str>),
         strategy: Option<Strategy>,
         now: i64,
     ) -> Result<(), Error> {
         let expired = live.expire(now);
-        if !changed && expired.is_empty() {
+        let counts = self.partition_counts(live);
+        if !changed && expired.is_empty() && !live.handover_due(&counts) {
             return Ok(());
         }
         if !expired.is_empty() {
@@ -154,9 +157,9 @@ impl ClientApi {
                 "members' sessions expired");
         }
         let strategy = strategy.unwrap_or(live.strategy);
-        let op = live.next_generation(&self.partition_counts(live), strategy);
+        let op = live.next_generation(&counts, strategy);
         self.write_group_op(p, &op).await?;
-        live.apply_generation(&op, now);
+        live.apply_generation(&op, now, joiner);
         tracing::info!(node = self.inner.node, group = %live.name, generation = live.generation,
             members = live.members.len(), "group generation");
         Ok(())
@@ -313,7 +316,9 @@ impl Groups for ClientApi {
             .map_err(Error::Group)?;
         let strategy = strategy_of(r.strategy);
         let first = live.generation == 0;
-        self.settle(&p, live, joined.changed || first, Some(strategy), now)
+        let changed = joined.changed || first;
+        let joiner = Some(joined.member_id.as_str());
+        self.settle(&p, live, (changed, joiner), Some(strategy), now)
             .await?;
         Ok(Response::new(pb::JoinGroupResponse {
             error: None,
@@ -337,7 +342,7 @@ impl Groups for ClientApi {
         let live = slot.as_mut().expect("loaded");
         // Heard from first, so its own silence until now does not expire it.
         let heard = live.heartbeat(&r.member_id, r.generation, now);
-        self.settle(&p, live, false, None, now).await?;
+        self.settle(&p, live, (false, None), None, now).await?;
         heard.map_err(Error::Group)?;
         if live.generation != r.generation {
             return Err(Error::Group(GroupError::Rebalancing(live.generation)).into());
@@ -357,7 +362,7 @@ impl Groups for ClientApi {
         self.load_live(&mut slot, &p, &r.group, now)?;
         let live = slot.as_mut().expect("loaded");
         live.leave(&r.member_id).map_err(Error::Group)?;
-        self.settle(&p, live, true, None, now).await?;
+        self.settle(&p, live, (true, None), None, now).await?;
         Ok(Response::new(pb::LeaveGroupResponse { error: None }))
     }
 
@@ -505,7 +510,7 @@ impl Groups for ClientApi {
         let now = now_ms();
         self.load_live(&mut slot, &p, &r.group, now)?;
         let live = slot.as_mut().expect("loaded");
-        self.settle(&p, live, false, None, now).await?;
+        self.settle(&p, live, (false, None), None, now).await?;
         if !live.members.is_empty() {
             return Err(Error::Group(GroupError::GroupActive(live.members.len())).into());
         }
@@ -542,7 +547,7 @@ impl Groups for ClientApi {
         };
         self.load_live(&mut slot, &p, &r.group, now)?;
         let live = slot.as_mut().expect("loaded");
-        self.settle(&p, live, false, None, now).await?;
+        self.settle(&p, live, (false, None), None, now).await?;
         let record = self.group_record(&p, &r.group)?.unwrap_or(record);
         let members = live
             .members
