@@ -10,6 +10,11 @@
 //!   workloads (SDK) ── history ─► checker ─► report (text + HTML)
 //! ```
 //!
-//! Nothing is here yet; until then, `broker/tests/cluster/` kills, restarts and corrupts
-//! real brokers, and `consensus/tests/simulation.rs` checks the protocol under simulated
-//! faults.
+//! Here so far: the [`history`] format (JSON lines of invoke/ok/fail/info operations) and
+//! the [`checker`] (one invariant per file, validated on hand-made histories). Cluster
+//! control, the nemesis, workloads and reports come next; meanwhile
+//! `broker/tests/cluster/` kills, restarts and corrupts real brokers, and
+//! `consensus/tests/simulation.rs` checks the protocol under simulated faults.
+
+pub mod checker;
+pub mod history;
