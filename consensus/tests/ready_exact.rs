@@ -879,3 +879,52 @@ fn invalid_configs_are_refused() {
 fn mem_storage_passes_the_conformance_suite() {
     paxlog_consensus::conformance::run(MemStorage::new, |s| s);
 }
+
+#[test]
+fn leader_reports_each_followers_decided_index_as_last_reported() {
+    let follower = replica(2);
+    assert_eq!(
+        follower.followers().count(),
+        0,
+        "only a leader tracks followers"
+    );
+    let mut r = leader();
+    assert_eq!(
+        r.followers().collect::<Vec<_>>(),
+        vec![(2, Some(0)), (3, None)],
+        "2 reported its decided index in its promise, 3 has not reported"
+    );
+    let id = r.propose(Bytes::from_static(b"a")).expect("propose");
+    drive(&mut r);
+    let accepted = MessageBody::Accepted {
+        ballot: B1,
+        decided: 0,
+        slots: vec![1],
+    };
+    r.step(msg(2, 1, accepted)).expect("step");
+    // The bookkeeping adds nothing to what the replica asks of its driver.
+    assert_eq!(
+        drive(&mut r),
+        Ready {
+            number: 4,
+            persist: Persist {
+                decided: Some(1),
+                ..Persist::default()
+            },
+            decided: vec![(1, data("a"))],
+            outcomes: vec![Outcome { id, result: Ok(()) }],
+            ..Ready::default()
+        }
+    );
+    let ack = |ballot, decided| MessageBody::HeartbeatAck { ballot, decided };
+    r.step(msg(3, 1, ack(B1, 1))).expect("step");
+    r.step(msg(2, 1, ack(B1, 1))).expect("step");
+    r.step(msg(2, 1, ack(B1, 0))).expect("a late, older report");
+    r.step(msg(3, 1, ack(Ballot::new(0, 3), 7)))
+        .expect("a report for another ballot");
+    assert_eq!(
+        r.followers().collect::<Vec<_>>(),
+        vec![(2, Some(1)), (3, Some(1))]
+    );
+    assert!(!r.has_ready());
+}

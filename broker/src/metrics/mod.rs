@@ -6,8 +6,10 @@
 
 pub mod http;
 pub mod node;
+pub mod replica;
 
-pub use node::{GroupGauges, NodeMetrics, PartitionLabels};
+pub use node::{NodeMetrics, PartitionLabels};
+pub use replica::{GroupProgress, ReplicaObserver};
 
 use crate::config::NodeId;
 use prometheus_client::metrics::gauge::Gauge;

@@ -10,14 +10,18 @@
 //!   paxlog_partition_leader{topic,partition}     1 while this node leads
 //!   paxlog_partition_ballot_round{topic,partition}
 //!   paxlog_partition_leader_changes_total{topic,partition}
+//!   paxlog_partition_proposals_in_flight{topic,partition}
+//!   paxlog_partition_follower_lag_slots{topic,partition,follower}   on the leader only
 //!   paxlog_publish_requests_total{outcome}       ok, or the error code (not_leader, ...)
 //!   paxlog_publish_records_total / paxlog_publish_bytes_total
 //!   paxlog_publish_latency_seconds               received -> acknowledged (histogram)
+//!   paxlog_fetch_requests_total{outcome}
 //!   paxlog_fetch_records_total / paxlog_fetch_bytes_total
 //! ```
 //!
 //! The metadata group is `topic="__metadata",partition="0"`. A deleted topic's series are
-//! removed, so the number of series follows the partitions that exist.
+//! removed, so the number of series follows the partitions that exist. The per-partition
+//! series are set by each group's [`ReplicaObserver`].
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -25,6 +29,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+use super::replica::ReplicaObserver;
+use crate::config::NodeId;
 
 /// Which partition a series is about.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,11 +53,63 @@ impl PartitionLabels {
     }
 }
 
-/// The outcome label of a publish.
+/// Which follower of which partition a lag series is about.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FollowerLabels {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number within the topic.
+    pub partition: u32,
+    /// The follower's node id.
+    pub follower: NodeId,
+}
+
+impl FollowerLabels {
+    pub(super) fn new(p: &PartitionLabels, follower: NodeId) -> Self {
+        Self {
+            topic: p.topic.clone(),
+            partition: p.partition,
+            follower,
+        }
+    }
+}
+
+/// The outcome label of a publish or fetch.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     /// `ok`, or the lower-case error code.
     pub outcome: String,
+}
+
+/// Requests by outcome; the `ok` series is resolved once (the common case skips the
+/// family's lock and an allocation) and shows from the start.
+#[derive(Debug)]
+struct Outcomes {
+    family: Family<OutcomeLabels, Counter>,
+    ok: Counter,
+}
+
+impl Default for Outcomes {
+    fn default() -> Self {
+        let family = Family::<OutcomeLabels, Counter>::default();
+        let ok = family.get_or_create_owned(&OutcomeLabels {
+            outcome: "ok".to_owned(),
+        });
+        Self { family, ok }
+    }
+}
+
+impl Outcomes {
+    fn count(&self, outcome: &str) {
+        if outcome == "ok" {
+            self.ok.inc();
+            return;
+        }
+        let labels = OutcomeLabels {
+            outcome: outcome.to_owned(),
+        };
+        self.family.get_or_create(&labels).inc();
+    }
 }
 
 /// The node's driver and service metrics. Cheap to share (`Arc`).
@@ -58,33 +118,27 @@ pub struct NodeMetrics {
     fsync: Histogram,
     commit_groups: Histogram,
     commit_bytes: Histogram,
-    decided: Family<PartitionLabels, Gauge>,
-    high_watermark: Family<PartitionLabels, Gauge>,
-    log_start: Family<PartitionLabels, Gauge>,
-    leader: Family<PartitionLabels, Gauge>,
-    ballot: Family<PartitionLabels, Gauge>,
-    leader_changes: Family<PartitionLabels, Counter>,
-    publish_requests: Family<OutcomeLabels, Counter>,
+    pub(super) partition: PartitionFamilies,
+    publish_requests: Outcomes,
     publish_records: Counter,
     publish_bytes: Counter,
     publish_latency: Histogram,
+    fetch_requests: Outcomes,
     fetch_records: Counter,
     fetch_bytes: Counter,
 }
 
-/// What the driver publishes of one group after a round.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GroupGauges {
-    /// Decided index.
-    pub decided: u64,
-    /// Next offset (0 for the metadata group).
-    pub high_watermark: u64,
-    /// First offset stored.
-    pub log_start: u64,
-    /// Whether this node leads.
-    pub leading: bool,
-    /// Round of the highest ballot known.
-    pub ballot_round: u64,
+/// The per-partition families, which [`ReplicaObserver`]s fill.
+#[derive(Debug, Default)]
+pub(super) struct PartitionFamilies {
+    pub(super) decided: Family<PartitionLabels, Gauge>,
+    pub(super) high_watermark: Family<PartitionLabels, Gauge>,
+    pub(super) log_start: Family<PartitionLabels, Gauge>,
+    pub(super) leader: Family<PartitionLabels, Gauge>,
+    pub(super) ballot: Family<PartitionLabels, Gauge>,
+    pub(super) leader_changes: Family<PartitionLabels, Counter>,
+    pub(super) in_flight: Family<PartitionLabels, Gauge>,
+    pub(super) follower_lag: Family<FollowerLabels, Gauge>,
 }
 
 fn latency_buckets() -> Histogram {
@@ -114,37 +168,47 @@ impl NodeMetrics {
         registry.register(
             "partition_decided_index",
             "The partition's decided Paxos slot on this replica",
-            m.decided.clone(),
+            m.partition.decided.clone(),
         );
         registry.register(
             "partition_high_watermark",
             "The offset the partition's next record gets (end of what consumers read)",
-            m.high_watermark.clone(),
+            m.partition.high_watermark.clone(),
         );
         registry.register(
             "partition_log_start_offset",
             "The partition's first retained offset on this replica",
-            m.log_start.clone(),
+            m.partition.log_start.clone(),
         );
         registry.register(
             "partition_leader",
             "1 while this node leads the partition",
-            m.leader.clone(),
+            m.partition.leader.clone(),
         );
         registry.register(
             "partition_ballot_round",
             "Round of the highest ballot this replica knows for the partition",
-            m.ballot.clone(),
+            m.partition.ballot.clone(),
         );
         registry.register(
             "partition_leader_changes",
-            "Leadership changes this replica observed for the partition",
-            m.leader_changes.clone(),
+            "New leaderships (a leader under a new ballot) this replica observed for the partition",
+            m.partition.leader_changes.clone(),
+        );
+        registry.register(
+            "partition_proposals_in_flight",
+            "Proposals made on this node for the partition and waiting for their outcome",
+            m.partition.in_flight.clone(),
+        );
+        registry.register(
+            "partition_follower_lag_slots",
+            "On the leader: its decided index minus the one the follower last reported",
+            m.partition.follower_lag.clone(),
         );
         registry.register(
             "publish_requests",
             "Publish requests answered, by outcome (ok or the error code)",
-            m.publish_requests.clone(),
+            m.publish_requests.family.clone(),
         );
         registry.register(
             "publish_records",
@@ -160,6 +224,11 @@ impl NodeMetrics {
             "publish_latency_seconds",
             "Time from receiving a publish to acknowledging it (majority fsynced)",
             m.publish_latency.clone(),
+        );
+        registry.register(
+            "fetch_requests",
+            "Fetch requests answered, by outcome (ok or the error code)",
+            m.fetch_requests.family.clone(),
         );
         registry.register(
             "fetch_records",
@@ -180,16 +249,12 @@ impl NodeMetrics {
             fsync: latency_buckets(),
             commit_groups: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             commit_bytes: Histogram::new(exponential_buckets(256.0, 4.0, 12)),
-            decided: Family::default(),
-            high_watermark: Family::default(),
-            log_start: Family::default(),
-            leader: Family::default(),
-            ballot: Family::default(),
-            leader_changes: Family::default(),
-            publish_requests: Family::default(),
+            partition: PartitionFamilies::default(),
+            publish_requests: Outcomes::default(),
             publish_records: Counter::default(),
             publish_bytes: Counter::default(),
             publish_latency: latency_buckets(),
+            fetch_requests: Outcomes::default(),
             fetch_records: Counter::default(),
             fetch_bytes: Counter::default(),
         }
@@ -202,47 +267,40 @@ impl NodeMetrics {
         self.commit_bytes.observe(bytes as f64);
     }
 
-    /// A group's state after a round.
-    pub fn group(&self, labels: &PartitionLabels, g: GroupGauges) {
-        let set = |family: &Family<PartitionLabels, Gauge>, value: u64| {
-            family
-                .get_or_create(labels)
-                .set(i64::try_from(value).unwrap_or(i64::MAX));
-        };
-        set(&self.decided, g.decided);
-        set(&self.high_watermark, g.high_watermark);
-        set(&self.log_start, g.log_start);
-        set(&self.leader, u64::from(g.leading));
-        set(&self.ballot, g.ballot_round);
-    }
-
-    /// This replica saw the partition's leadership change.
-    pub fn leader_changed(&self, labels: &PartitionLabels) {
-        self.leader_changes.get_or_create(labels).inc();
-    }
-
-    /// Drops a deleted partition's series.
-    pub fn remove_group(&self, labels: &PartitionLabels) {
-        self.decided.remove(labels);
-        self.high_watermark.remove(labels);
-        self.log_start.remove(labels);
-        self.leader.remove(labels);
-        self.ballot.remove(labels);
-        self.leader_changes.remove(labels);
+    /// The observer of Paxos group `group` on node `node`, named by `labels`: its series,
+    /// and the span its driver work runs in (fields `node`, `partition` (the group id, as
+    /// in every log line of the driver), `topic`, and `ballot`, recorded as it changes).
+    pub fn replica(
+        self: &Arc<Self>,
+        node: NodeId,
+        group: u64,
+        labels: PartitionLabels,
+    ) -> ReplicaObserver {
+        // A root span: the metadata group's is made before the driver runs in the broker's.
+        let span = tracing::info_span!(
+            parent: None,
+            "replica",
+            node,
+            partition = group,
+            topic = %labels.topic,
+            ballot = tracing::field::Empty,
+        );
+        ReplicaObserver::new(self.clone(), labels, span)
     }
 
     /// A publish answered: `outcome` is `ok` or an error code.
     pub fn publish(&self, outcome: &str, records: u64, bytes: u64, seconds: f64) {
-        self.publish_requests
-            .get_or_create(&OutcomeLabels {
-                outcome: outcome.to_owned(),
-            })
-            .inc();
+        self.publish_requests.count(outcome);
         if outcome == "ok" {
             self.publish_records.inc_by(records);
             self.publish_bytes.inc_by(bytes);
             self.publish_latency.observe(seconds);
         }
+    }
+
+    /// A fetch answered: `outcome` is `ok` or an error code.
+    pub fn fetch_request(&self, outcome: &str) {
+        self.fetch_requests.count(outcome);
     }
 
     /// Records served by a fetch or a subscribe batch.
@@ -255,48 +313,86 @@ impl NodeMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::GroupProgress;
+    use paxlog_consensus::{Ballot, LeaderChange, Status};
+
+    fn text(r: &Registry) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, r).expect("encode");
+        s
+    }
+
+    fn status(leader: Option<u64>, decided: u64) -> Status {
+        Status {
+            id: 1,
+            role: if leader == Some(1) {
+                "leader"
+            } else {
+                "follower"
+            },
+            leader,
+            promised: Ballot::new(4, 1),
+            decided,
+            last_slot: decided,
+            repairing: false,
+        }
+    }
 
     #[test]
-    fn series_appear_and_deleted_partitions_disappear() {
+    fn series_appear_followers_go_with_leadership_and_deleted_partitions_disappear() {
         let mut registry = Registry::with_prefix("paxlog");
-        let m = NodeMetrics::register(&mut registry);
+        let m = Arc::new(NodeMetrics::register(&mut registry));
         let p = PartitionLabels {
             topic: "orders".into(),
             partition: 2,
         };
-        m.group(
-            &p,
-            GroupGauges {
-                decided: 7,
-                high_watermark: 12,
-                log_start: 3,
-                leading: true,
-                ballot_round: 4,
-            },
-        );
-        m.leader_changed(&p);
+        let mut obs = m.replica(1, 17, p);
+        obs.leader_change(&LeaderChange {
+            leader: Some(1),
+            ballot: Ballot::new(4, 1),
+            is_self: true,
+        });
+        let progress = GroupProgress {
+            high_watermark: 12,
+            log_start: 3,
+            in_flight: 2,
+        };
+        let followers = [(2, Some(4)), (3, None)];
+        obs.observe(&status(Some(1), 7), progress, followers.into_iter());
         m.commit(0.002, 3, 4096);
         m.publish("ok", 5, 100, 0.003);
         m.publish("not_leader", 5, 100, 0.0);
-        let text = |r: &Registry| {
-            let mut s = String::new();
-            prometheus_client::encoding::text::encode(&mut s, r).expect("encode");
-            s
-        };
+        m.fetch_request("ok");
         let t = text(&registry);
         for line in [
             "paxlog_partition_decided_index{topic=\"orders\",partition=\"2\"} 7",
             "paxlog_partition_high_watermark{topic=\"orders\",partition=\"2\"} 12",
+            "paxlog_partition_log_start_offset{topic=\"orders\",partition=\"2\"} 3",
             "paxlog_partition_leader{topic=\"orders\",partition=\"2\"} 1",
+            "paxlog_partition_ballot_round{topic=\"orders\",partition=\"2\"} 4",
             "paxlog_partition_leader_changes_total{topic=\"orders\",partition=\"2\"} 1",
+            "paxlog_partition_proposals_in_flight{topic=\"orders\",partition=\"2\"} 2",
+            "paxlog_partition_follower_lag_slots{topic=\"orders\",partition=\"2\",follower=\"2\"} 3",
             "paxlog_commit_fsync_seconds_count 1",
             "paxlog_publish_requests_total{outcome=\"ok\"} 1",
             "paxlog_publish_requests_total{outcome=\"not_leader\"} 1",
             "paxlog_publish_records_total 5",
+            "paxlog_fetch_requests_total{outcome=\"ok\"} 1",
         ] {
             assert!(t.contains(line), "missing {line}:\n{t}");
         }
-        m.remove_group(&p);
+        assert!(!t.contains("follower=\"3\""), "3 never reported:\n{t}");
+
+        // Another node takes over: this one drops its followers' series.
+        obs.observe(&status(Some(2), 8), progress, std::iter::empty());
+        let t = text(&registry);
+        assert!(!t.contains("follower_lag_slots{"), "{t}");
+        assert!(
+            t.contains("paxlog_partition_leader{topic=\"orders\",partition=\"2\"} 0"),
+            "{t}"
+        );
+
+        obs.remove();
         assert!(!text(&registry).contains("topic=\"orders\""));
     }
 }

@@ -7,7 +7,7 @@ use super::view::{GroupStatus, View};
 use crate::config::NodeId;
 use crate::error::Fatal;
 use crate::metadata::{METADATA_GROUP, MetaCommand, MetadataState, PartitionInfo, TopicSettings};
-use crate::metrics::{GroupGauges, NodeMetrics, PartitionLabels};
+use crate::metrics::{GroupProgress, NodeMetrics, PartitionLabels};
 use crate::partition::codec::PartitionCommand;
 use crate::partition::producers::{ProducerState, ProducerTable};
 use crate::partition::snapshot::PartitionSnapshot;
@@ -132,10 +132,13 @@ impl Driver {
             commands,
             ticks: 0,
         };
-        driver.groups.insert(
+        let mut meta_group = Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta));
+        meta_group.obs = driver.cfg.metrics.replica(
+            driver.cfg.node,
             METADATA_GROUP,
-            Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta)),
+            PartitionLabels::metadata(),
         );
+        driver.groups.insert(METADATA_GROUP, meta_group);
         for (p, topic, settings) in hosted {
             driver.open_partition(&p, &topic, settings)?;
         }
@@ -271,10 +274,11 @@ impl Driver {
             PartitionState::new((log_start, next_offset), producers, log_bytes, settings);
         state.groups = groups;
         let mut group = Group::new(p.group, replica, Kind::Partition(state));
-        group.labels = PartitionLabels {
+        let labels = PartitionLabels {
             topic: topic.to_owned(),
             partition: p.index,
         };
+        group.obs = self.cfg.metrics.replica(self.cfg.node, p.group, labels);
         self.groups.insert(p.group, group);
         Ok(())
     }
@@ -450,6 +454,7 @@ impl Driver {
                 let Some(g) = self.groups.get_mut(&id) else {
                     continue;
                 };
+                let _span = g.obs.span().clone().entered();
                 if let Err(e) = g.replica.persisted(ready.number) {
                     failed.push((id, e.to_string()));
                     continue;
@@ -458,10 +463,10 @@ impl Driver {
                     self.hub.send(id, m);
                 }
                 if let Some(change) = ready.leader {
+                    g.obs.leader_change(&change);
                     tracing::info!(node = self.cfg.node, partition = id, ballot = %change.ballot,
                         leader = ?change.leader, "leadership changed");
                     g.on_leader_change(change.is_self);
-                    self.cfg.metrics.leader_changed(&g.labels);
                 }
                 if ready.snapshot.is_some()
                     && let Some(pos) = installs.iter().position(|(g, _)| *g == id)
@@ -557,7 +562,7 @@ impl Driver {
                     {
                         if let Some(mut g) = self.groups.remove(&p.group) {
                             g.fail_all("the topic was deleted");
-                            self.cfg.metrics.remove_group(&g.labels);
+                            g.obs.remove();
                         }
                         // Also a replica taken out of service: its data goes with the topic.
                         self.view.remove_group(p.group);
@@ -619,7 +624,7 @@ impl Driver {
         {
             self.view.set_metadata(meta.clone());
         }
-        for g in self.groups.values() {
+        for g in self.groups.values_mut() {
             let hwm = g.high_watermark();
             g.hwm.send_if_modified(|v| {
                 let changed = *v != hwm;
@@ -631,16 +636,12 @@ impl Driver {
             let log_start = g.log_start();
             let ready = g.ready();
             let stopped = g.stopped.clone();
-            self.cfg.metrics.group(
-                &g.labels,
-                GroupGauges {
-                    decided: status.decided,
-                    high_watermark: hwm,
-                    log_start,
-                    leading: status.leader == Some(self.cfg.node),
-                    ballot_round: status.promised.round,
-                },
-            );
+            let progress = GroupProgress {
+                high_watermark: hwm,
+                log_start,
+                in_flight: g.in_flight(),
+            };
+            g.obs.observe(&status, progress, g.replica.followers());
             self.view.update_group(g.id, move |old| match old {
                 Some(s)
                     if s.leader == status.leader

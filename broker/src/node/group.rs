@@ -198,8 +198,8 @@ pub(super) struct Group {
     pub(super) kind: Kind,
     pub(super) hwm: watch::Sender<u64>,
     pub(super) stopped: Option<String>,
-    /// Its metric labels (topic and partition number).
-    pub(super) labels: crate::metrics::PartitionLabels,
+    /// Its series and tracing span (named by the driver once it knows the topic).
+    pub(super) obs: crate::metrics::ReplicaObserver,
     /// Proposals waiting for an outcome; retries of an idempotent batch in flight wait on
     /// the same slot.
     waiting: BTreeMap<Slot, (ProposalId, Vec<Reply>)>,
@@ -219,7 +219,7 @@ impl Group {
             kind,
             hwm,
             stopped: None,
-            labels: crate::metrics::PartitionLabels::metadata(),
+            obs: Default::default(),
             waiting: BTreeMap::new(),
             results: BTreeMap::new(),
         }
@@ -497,6 +497,11 @@ impl Group {
     pub(super) fn ready(&self) -> bool {
         matches!(&self.kind, Kind::Partition(p) if p.barrier == Barrier::Open)
             && self.replica.leader() == Some(self.replica.id())
+    }
+
+    /// Proposals made here that wait for their outcome.
+    pub(super) fn in_flight(&self) -> usize {
+        self.waiting.len()
     }
 
     /// The first offset still stored (partitions), 0 for metadata.

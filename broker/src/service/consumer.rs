@@ -103,6 +103,15 @@ impl ClientApi {
             }
         }
     }
+
+    /// Counts a failed fetch by its outcome.
+    fn fetch_failed(&self, e: Error) -> Status {
+        let status = Status::from(e);
+        self.inner
+            .metrics
+            .fetch_request(&super::outcome_of(&status));
+        status
+    }
 }
 
 fn max_bytes_of(requested: u32) -> u32 {
@@ -122,7 +131,9 @@ impl Consumer for ClientApi {
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
         let r = request.into_inner();
-        let p = self.local_partition(&r.topic, r.partition)?;
+        let p = self
+            .local_partition(&r.topic, r.partition)
+            .map_err(|e| self.fetch_failed(e))?;
         let wait = Duration::from_millis(r.max_wait_ms as u64).min(MAX_WAIT);
         let deadline = Instant::now() + wait;
         let f = self
@@ -133,7 +144,9 @@ impl Consumer for ClientApi {
                 max_bytes_of(r.max_bytes),
                 deadline,
             )
-            .await?;
+            .await
+            .map_err(|e| self.fetch_failed(e))?;
+        self.inner.metrics.fetch_request("ok");
         Ok(Response::new(pb::FetchResponse {
             error: None,
             records: f.records,

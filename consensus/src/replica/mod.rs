@@ -265,6 +265,19 @@ impl<S: Storage> Replica<S> {
         self.decided
     }
 
+    /// While leading: each follower and the decided index it last reported to this leader
+    /// (in its promise, `Accepted` or `HeartbeatAck`), `None` until it has reported. Empty
+    /// when not leading. For observability (replication lag): read-only, it changes nothing
+    /// in the protocol, and it is as fresh as the follower's last answer (about one
+    /// heartbeat interval when idle).
+    pub fn followers(&self) -> impl Iterator<Item = (NodeId, Option<Slot>)> + '_ {
+        let leader = match &self.role {
+            Role::Leader(l) => Some(l),
+            _ => None,
+        };
+        leader.into_iter().flat_map(|l| l.followers())
+    }
+
     /// A summary of the replica's state.
     pub fn status(&self) -> Status {
         Status {

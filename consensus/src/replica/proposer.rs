@@ -29,6 +29,9 @@ struct InFlight {
 struct PeerState {
     last_heard: u64,
     last_sent: u64,
+    /// The peer's decided index as it last reported it (promise, `Accepted`,
+    /// `HeartbeatAck`). Read only by [`Replica::followers`]; the protocol never uses it.
+    decided: Option<Slot>,
 }
 
 /// Phase 2: the leader's state.
@@ -47,6 +50,19 @@ pub(super) struct Leader {
 }
 
 impl Leader {
+    /// Each peer and the decided index it last reported (see [`Replica::followers`]).
+    pub(super) fn followers(&self) -> impl Iterator<Item = (NodeId, Option<Slot>)> + '_ {
+        self.peers.iter().map(|(id, p)| (*id, p.decided))
+    }
+
+    /// Takes note of the decided index `peer` reported.
+    fn reported(&mut self, peer: NodeId, decided: Slot, now: u64) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.last_heard = now;
+            p.decided = Some(p.decided.map_or(decided, |d| d.max(decided)));
+        }
+    }
+
     pub(super) fn sent_to(&mut self, peer: NodeId, now: u64) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.last_sent = now;
@@ -164,6 +180,7 @@ impl<S: Storage> Replica<S> {
                     PeerState {
                         last_heard: self.now,
                         last_sent: self.now,
+                        decided: c.promises.get(&p).map(|(decided, _)| *decided),
                     },
                 )
             })
@@ -235,7 +252,7 @@ impl<S: Storage> Replica<S> {
         &mut self,
         from: NodeId,
         ballot: Ballot,
-        _decided: Slot,
+        decided: Slot,
         slots: &[Slot],
     ) -> Result<(), StorageError> {
         let quorum = self.quorum;
@@ -245,9 +262,7 @@ impl<S: Storage> Replica<S> {
         if l.ballot != ballot {
             return Ok(());
         }
-        if let Some(p) = l.peers.get_mut(&from) {
-            p.last_heard = self.now;
-        }
+        l.reported(from, decided, self.now);
         let mut chosen = Vec::new();
         for slot in slots {
             if let Some(f) = l.inflight.get_mut(slot) {
@@ -283,12 +298,11 @@ impl<S: Storage> Replica<S> {
         Ok(())
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, _decided: Slot) {
+    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, decided: Slot) {
         if let Role::Leader(l) = &mut self.role
             && l.ballot == ballot
-            && let Some(p) = l.peers.get_mut(&from)
         {
-            p.last_heard = self.now;
+            l.reported(from, decided, self.now);
         }
     }
 
