@@ -83,6 +83,8 @@ fn produce_options(topic: &str, timeout: Duration) -> ProduceOptions {
         linger: Duration::from_millis(50),
         json: false,
         timeout,
+        // The plain path: these brokers are fakes, and these tests check its stops.
+        idempotent: false,
     }
 }
 

@@ -12,15 +12,17 @@
 //! ```
 //!
 //! A line's value is the line without its `\n` (and `\r`). Empty lines are records with
-//! an empty value. Publishes are not idempotent: if the outcome of one is unknown (leader
-//! change mid-write), producing stops and says so rather than risk a duplicate.
+//! an empty value. Publishes are idempotent by default (an identity from InitProducer and
+//! per-partition sequences): a publish whose outcome is unknown (leader change mid-write)
+//! is sent again and written at most once. With `--no-idempotence`, producing stops on an
+//! unknown outcome and says so rather than risk a duplicate.
 
 use super::{json_line, plural, write_line};
-use crate::connection::{CallKind, Connection};
+use crate::connection::Connection;
 use crate::error::Error;
 use crate::partitioner::partition_for_key;
 use bytes::Bytes;
-use paxlog_proto::v1::{self as pb, producer_client::ProducerClient};
+use paxlog_proto::v1 as pb;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -55,6 +57,8 @@ pub struct ProduceOptions {
     pub json: bool,
     /// Deadline of each publish, retries included.
     pub timeout: Duration,
+    /// Idempotent publishes (retries never duplicate).
+    pub idempotent: bool,
 }
 
 /// Where one publish went.
@@ -184,9 +188,15 @@ where
             partitions - 1
         )));
     }
+    let identity = match opts.idempotent {
+        true => Some(crate::producer::init_producer(conn, opts.timeout).await?),
+        false => None,
+    };
     let mut producer = Producer {
         conn,
         opts,
+        identity,
+        sequences: BTreeMap::new(),
         partitions,
         // Start the round-robin at a different partition per process, spreading small runs.
         next_round_robin: std::process::id() % partitions,
@@ -207,6 +217,10 @@ where
 struct Producer<'a> {
     conn: &'a Connection,
     opts: &'a ProduceOptions,
+    /// The idempotent producer id and epoch.
+    identity: Option<(u64, u32)>,
+    /// The next sequence per partition.
+    sequences: BTreeMap<u32, u64>,
     partitions: u32,
     next_round_robin: u32,
     summary: ProduceSummary,
@@ -291,26 +305,32 @@ impl Producer<'_> {
         Ok(())
     }
 
-    async fn publish(&self, partition: u32, records: Vec<pb::Record>) -> Result<Published, Error> {
+    async fn publish(
+        &mut self,
+        partition: u32,
+        records: Vec<pb::Record>,
+    ) -> Result<Published, Error> {
         let count = records.len() as u64;
+        let (producer_id, producer_epoch) = self.identity.unwrap_or((0, 0));
+        let base_sequence = self.sequences.get(&partition).copied().unwrap_or(0);
         let request = pb::PublishRequest {
             topic: self.opts.topic.clone(),
             partition: Some(partition),
             records,
             timeout_ms: 0,
-            ..pb::PublishRequest::default()
+            producer_id,
+            producer_epoch,
+            base_sequence: if producer_id == 0 { 0 } else { base_sequence },
         };
-        let kind = CallKind::Publish {
-            topic: self.opts.topic.clone(),
-            partition,
-        };
-        let response = self
-            .conn
-            .call_leader(kind, self.opts.timeout, |channel| {
-                let request = request.clone();
-                async move { ProducerClient::new(channel).publish(request).await }
-            })
-            .await?;
+        let deadline = tokio::time::Instant::now() + self.opts.timeout;
+        let response = crate::producer::publish_until(self.conn, &request, deadline, false)
+            .await?
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "partition {partition}: the broker reports this batch written long ago (DUPLICATE_SEQUENCE); its offsets are unknown"
+                ))
+            })?;
+        self.sequences.insert(partition, base_sequence + count);
         Ok(Published {
             partition: response.partition,
             base_offset: response.base_offset,

@@ -2,13 +2,11 @@
 //! one at a time, so the partition's order is the order of `send`.
 
 use super::{Delivered, Shared, batch_error};
-use crate::connection::CallKind;
 use crate::error::Error;
-use paxlog_proto::v1::{self as pb, ErrorCode, producer_client::ProducerClient};
+use paxlog_proto::v1 as pb;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
-use tonic::codec::CompressionEncoding;
 
 /// A record waiting in a lane.
 #[derive(Debug)]
@@ -95,43 +93,16 @@ impl Lane {
             base_sequence,
             timeout_ms: 0,
         };
-        let kind = CallKind::Publish {
-            topic: self.topic.clone(),
-            partition: self.partition,
-        };
         let zstd = config.compression == super::Compression::Zstd;
-        loop {
-            let budget = deadline.saturating_duration_since(Instant::now());
-            let result = self
-                .shared
-                .conn
-                .call_leader(kind.clone(), budget, |channel| {
-                    let request = request.clone();
-                    let mut client = ProducerClient::new(channel);
-                    if zstd {
-                        client = client.send_compressed(CompressionEncoding::Zstd);
-                    }
-                    async move { client.publish(request).await }
-                })
-                .await;
-            match result {
-                Ok(r) => return Ok(Some(r.base_offset)),
-                Err(e) if e.server_code() == Some(ErrorCode::DuplicateSequence) => return Ok(None),
-                // The same batch again: the leader writes it at most once.
-                Err(Error::OutcomeUnknown { .. })
-                    if config.idempotent && Instant::now() < deadline =>
-                {
-                    tracing::debug!(topic = %self.topic, partition = self.partition,
-                        base_sequence, "outcome unknown; retrying the same batch");
+        match super::publish_until(&self.shared.conn, &request, deadline, zstd).await {
+            Ok(written) => Ok(written.map(|r| r.base_offset)),
+            Err(e) => {
+                // Refused, so certainly not written: its sequences are free again (the lane
+                // has one batch in flight, so they are the last ones handed out).
+                if config.idempotent && matches!(e, Error::Server { .. }) {
+                    self.next_sequence = base_sequence;
                 }
-                Err(e) => {
-                    // Refused, so certainly not written: its sequences are free again (the
-                    // lane has one batch in flight, so they are the last ones handed out).
-                    if config.idempotent && matches!(e, Error::Server { .. }) {
-                        self.next_sequence = base_sequence;
-                    }
-                    return Err(e);
-                }
+                Err(e)
             }
         }
     }

@@ -376,6 +376,65 @@ impl Producer {
     }
 }
 
+/// A new idempotent producer identity `(id, epoch)` from the cluster (InitProducer, at
+/// the metadata leader).
+pub async fn init_producer(conn: &Connection, budget: Duration) -> Result<(u64, u32), Error> {
+    let response = conn
+        .call_leader(CallKind::Admin, budget, |channel| async move {
+            ProducerClient::new(channel)
+                .init_producer(pb::InitProducerRequest { producer_id: 0 })
+                .await
+        })
+        .await
+        .map_err(|e| e.with_what("initialise an idempotent producer"))?;
+    Ok((response.producer_id, response.producer_epoch))
+}
+
+/// Publishes `request` at its partition's leader until `deadline`. An idempotent request
+/// (producer id set) whose outcome is unknown (leader change, broken connection) is sent
+/// again, identical: the leader writes it at most once and answers a retry with the first
+/// write's offsets. `Ok(None)`: the broker reports it written so long ago that it no longer
+/// knows where (DUPLICATE_SEQUENCE). A plain request is never retried after an unknown
+/// outcome.
+pub async fn publish_until(
+    conn: &Connection,
+    request: &pb::PublishRequest,
+    deadline: tokio::time::Instant,
+    zstd: bool,
+) -> Result<Option<pb::PublishResponse>, Error> {
+    let kind = CallKind::Publish {
+        topic: request.topic.clone(),
+        partition: request.partition.unwrap_or(0),
+    };
+    let idempotent = request.producer_id != 0;
+    loop {
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let result = conn
+            .call_leader(kind.clone(), budget, |channel| {
+                let request = request.clone();
+                let mut client = ProducerClient::new(channel);
+                if zstd {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Zstd);
+                }
+                async move { client.publish(request).await }
+            })
+            .await;
+        match result {
+            Ok(r) => return Ok(Some(r)),
+            Err(e) if e.server_code() == Some(pb::ErrorCode::DuplicateSequence) => {
+                return Ok(None);
+            }
+            Err(Error::OutcomeUnknown { .. })
+                if idempotent && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(topic = %request.topic, partition = ?request.partition,
+                    base_sequence = request.base_sequence, "outcome unknown; retrying the same batch");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// The failure a whole batch gets when it cannot be delivered.
 pub(crate) fn batch_error(error: &Error) -> Error {
     match error {

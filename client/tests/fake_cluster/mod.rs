@@ -367,7 +367,12 @@ impl producer_server::Producer for FakeBroker {
         &self,
         _request: Request<pb::InitProducerRequest>,
     ) -> Result<Response<pb::InitProducerResponse>, Status> {
-        Err(Status::unimplemented("fake"))
+        // Any broker answers; the fake's publishes ignore producer ids and sequences.
+        Ok(Response::new(pb::InitProducerResponse {
+            error: None,
+            producer_id: 1,
+            producer_epoch: 0,
+        }))
     }
 
     async fn publish(

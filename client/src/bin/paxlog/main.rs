@@ -145,6 +145,9 @@ struct ProduceArgs {
     /// Send a partial batch once no line arrived for this many milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 100)]
     linger_ms: u64,
+    /// Plain publishes: stop on an unknown outcome instead of retrying idempotently.
+    #[arg(long)]
+    no_idempotence: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -428,6 +431,7 @@ async fn produce(args: ProduceArgs) -> Result<ExitCode, Error> {
         linger: Duration::from_millis(args.linger_ms),
         json: args.client.json,
         timeout: args.client.timeout(),
+        idempotent: !args.no_idempotence,
     };
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let mut out = std::io::stdout();
