@@ -186,6 +186,9 @@ impl Node {
 pub struct LocalCluster {
     /// The nodes, by id.
     pub nodes: Vec<Node>,
+    /// The broker executable and the peers argument, to restart a node.
+    broker_bin: PathBuf,
+    peers: String,
 }
 
 impl LocalCluster {
@@ -198,7 +201,11 @@ impl LocalCluster {
             source,
         })?;
         let peers = spec.peers_arg();
-        let mut cluster = LocalCluster { nodes: Vec::new() };
+        let mut cluster = LocalCluster {
+            nodes: Vec::new(),
+            broker_bin: spec.broker_bin.clone(),
+            peers: peers.clone(),
+        };
         for node in spec.node_specs() {
             match spawn(&spec.broker_bin, &node, &peers) {
                 Ok(child) => cluster.nodes.push(Node { spec: node, child }),
@@ -254,6 +261,33 @@ impl LocalCluster {
                 _ = poll.tick() => self.check_alive()?,
             }
         }
+    }
+
+    /// kill -9 of node `id` (for fault injection): nothing flushed beyond what it synced.
+    pub async fn kill(&mut self, id: u64) -> Result<(), Error> {
+        let node = self.node_mut(id)?;
+        let _ = node.child.start_kill();
+        node.child.wait().await.map_err(|source| Error::Io {
+            action: "wait for a killed node",
+            path: node.spec.data_dir.clone(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// Starts node `id` again on its data (after [`LocalCluster::kill`]).
+    pub fn restart(&mut self, id: u64) -> Result<(), Error> {
+        let (binary, peers) = (self.broker_bin.clone(), self.peers.clone());
+        let node = self.node_mut(id)?;
+        node.child = spawn(&binary, &node.spec, &peers)?;
+        Ok(())
+    }
+
+    fn node_mut(&mut self, id: u64) -> Result<&mut Node, Error> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.spec.id == id)
+            .ok_or_else(|| Error::InvalidArgument(format!("the cluster has no node {id}")))
     }
 
     /// Errors with the first node that has exited.
