@@ -22,6 +22,24 @@ use tonic::{Request, Response, Status};
 pub(super) type LiveGroups =
     std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<Option<LiveGroup>>>>>;
 
+/// A locked slot of [`LiveGroups`].
+type LiveLock = tokio::sync::OwnedMutexGuard<Option<LiveGroup>>;
+
+/// Offsets as a request carries them, as a group operation stores them.
+fn committed(offsets: Vec<pb::OffsetCommit>, now: i64) -> Vec<(String, u32, Committed)> {
+    offsets
+        .into_iter()
+        .map(|o| {
+            let c = Committed {
+                offset: o.offset,
+                metadata: o.metadata,
+                timestamp_ms: now,
+            };
+            (o.topic, o.partition, c)
+        })
+        .collect()
+}
+
 impl ClientApi {
     /// The internal offsets topic, created (through the metadata leader) on first use.
     async fn offsets_topic(&self) -> Result<Topic, Error> {
@@ -90,31 +108,57 @@ impl ClientApi {
             .map_err(|e| Error::InvalidRequest(format!("stored group record: {e}")))
     }
 
-    /// The lock of `group`'s live membership.
-    fn live_group(&self, group: &str) -> Arc<tokio::sync::Mutex<Option<LiveGroup>>> {
-        let mut all = self
-            .inner
-            .live_groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        all.entry(group.to_owned()).or_default().clone()
+    /// `group`'s live membership, locked: the lock is held across the proposals of one
+    /// request, so a group's changes are serial. Returns the time of the request too.
+    async fn lock_live(&self, group: &str) -> (LiveLock, i64) {
+        let lock = {
+            let mut all = self
+                .inner
+                .live_groups
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            all.entry(group.to_owned()).or_default().clone()
+        };
+        (lock.lock_owned().await, now_ms())
     }
 
-    /// The live membership, (re)loaded from the record when this broker has none or an
-    /// older one (another coordinator moved the group on meanwhile).
-    fn load_live(
+    /// The live membership in `slot`, (re)loaded from the record when this broker has none
+    /// or an older one (another coordinator moved the group on meanwhile).
+    fn load_live<'a>(
         &self,
-        slot: &mut Option<LiveGroup>,
+        slot: &'a mut Option<LiveGroup>,
         p: &PartitionInfo,
         group: &str,
         now: i64,
-    ) -> Result<(), Error> {
+    ) -> Result<&'a mut LiveGroup, Error> {
         let record = self.group_record(p, group)?.unwrap_or_default();
-        let stale = slot
+        if slot
             .as_ref()
-            .is_none_or(|live| live.generation < record.generation);
-        if stale {
-            *slot = Some(LiveGroup::from_record(group, &record, now));
+            .is_none_or(|live| live.generation < record.generation)
+        {
+            return Ok(slot.insert(LiveGroup::from_record(group, &record, now)));
+        }
+        Ok(slot.get_or_insert_with(|| LiveGroup::from_record(group, &record, now)))
+    }
+
+    /// Checks that every offset names an existing partition and carries at most 4 KiB of
+    /// metadata.
+    fn check_offsets(&self, offsets: &[pb::OffsetCommit]) -> Result<(), Error> {
+        let meta = self.inner.view.metadata();
+        for o in offsets {
+            if o.metadata.len() > 4096 {
+                let why = format!(
+                    "metadata of {}/{} is {} bytes; at most 4096",
+                    o.topic,
+                    o.partition,
+                    o.metadata.len()
+                );
+                return Err(Error::Group(GroupError::Invalid(why)));
+            }
+            let topic = meta
+                .topic(&o.topic)
+                .ok_or_else(|| Error::UnknownTopic(o.topic.clone()))?;
+            self.partition(topic, o.partition)?;
         }
         Ok(())
     }
@@ -299,11 +343,8 @@ impl Groups for ClientApi {
             return Err(Error::Group(GroupError::Invalid(why)).into());
         }
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let (mut slot, now) = self.lock_live(&r.group).await;
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         let new_id = format!(
             "{}-{}-{}",
             r.group,
@@ -335,11 +376,8 @@ impl Groups for ClientApi {
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let r = request.into_inner();
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let (mut slot, now) = self.lock_live(&r.group).await;
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         // Heard from first, so its own silence until now does not expire it.
         let heard = live.heartbeat(&r.member_id, r.generation, now);
         self.settle(&p, live, (false, None), None, now).await?;
@@ -356,11 +394,8 @@ impl Groups for ClientApi {
     ) -> Result<Response<pb::LeaveGroupResponse>, Status> {
         let r = request.into_inner();
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let (mut slot, now) = self.lock_live(&r.group).await;
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         live.leave(&r.member_id).map_err(Error::Group)?;
         self.settle(&p, live, (true, None), None, now).await?;
         Ok(Response::new(pb::LeaveGroupResponse { error: None }))
@@ -371,28 +406,10 @@ impl Groups for ClientApi {
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
         let r = request.into_inner();
-        if let Some(big) = r.offsets.iter().find(|o| o.metadata.len() > 4096) {
-            let why = format!(
-                "metadata of {}/{} is {} bytes; at most 4096",
-                big.topic,
-                big.partition,
-                big.metadata.len()
-            );
-            return Err(Error::Group(GroupError::Invalid(why)).into());
-        }
-        let meta = self.inner.view.metadata();
-        for o in &r.offsets {
-            let topic = meta
-                .topic(&o.topic)
-                .ok_or_else(|| Error::UnknownTopic(o.topic.clone()))?;
-            self.partition(topic, o.partition)?;
-        }
+        self.check_offsets(&r.offsets)?;
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let (mut slot, now) = self.lock_live(&r.group).await;
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         let partitions: Vec<(String, u32)> = r
             .offsets
             .iter()
@@ -402,18 +419,7 @@ impl Groups for ClientApi {
             .map_err(Error::Group)?;
         let op = GroupOp::Commit {
             group: r.group.clone(),
-            offsets: r
-                .offsets
-                .into_iter()
-                .map(|o| {
-                    let c = Committed {
-                        offset: o.offset,
-                        metadata: o.metadata,
-                        timestamp_ms: now,
-                    };
-                    (o.topic, o.partition, c)
-                })
-                .collect(),
+            offsets: committed(r.offsets, now),
         };
         self.write_group_op(&p, &op).await?;
         Ok(Response::new(pb::CommitOffsetsResponse { error: None }))
@@ -497,37 +503,17 @@ impl Groups for ClientApi {
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
         let r = request.into_inner();
-        let meta = self.inner.view.metadata();
-        for o in &r.offsets {
-            let topic = meta
-                .topic(&o.topic)
-                .ok_or_else(|| Error::UnknownTopic(o.topic.clone()))?;
-            self.partition(topic, o.partition)?;
-        }
+        self.check_offsets(&r.offsets)?;
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let (mut slot, now) = self.lock_live(&r.group).await;
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         self.settle(&p, live, (false, None), None, now).await?;
         if !live.members.is_empty() {
             return Err(Error::Group(GroupError::GroupActive(live.members.len())).into());
         }
         let op = GroupOp::Reset {
             group: r.group.clone(),
-            offsets: r
-                .offsets
-                .into_iter()
-                .map(|o| {
-                    let c = Committed {
-                        offset: o.offset,
-                        metadata: o.metadata,
-                        timestamp_ms: now,
-                    };
-                    (o.topic, o.partition, c)
-                })
-                .collect(),
+            offsets: committed(r.offsets, now),
         };
         self.write_group_op(&p, &op).await?;
         Ok(Response::new(pb::ResetOffsetsResponse { error: None }))
@@ -539,14 +525,11 @@ impl Groups for ClientApi {
     ) -> Result<Response<pb::DescribeGroupResponse>, Status> {
         let r = request.into_inner();
         let p = self.coordinate(&r.group).await?;
-        let lock = self.live_group(&r.group);
-        let mut slot = lock.lock().await;
-        let now = now_ms();
+        let (mut slot, now) = self.lock_live(&r.group).await;
         let Some(record) = self.group_record(&p, &r.group)? else {
             return Err(Error::Group(GroupError::UnknownGroup(r.group)).into());
         };
-        self.load_live(&mut slot, &p, &r.group, now)?;
-        let live = slot.as_mut().expect("loaded");
+        let live = self.load_live(&mut slot, &p, &r.group, now)?;
         self.settle(&p, live, (false, None), None, now).await?;
         let record = self.group_record(&p, &r.group)?.unwrap_or(record);
         let members = live

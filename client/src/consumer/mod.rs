@@ -188,10 +188,7 @@ impl Consumer {
                 "{topic}/{partition} is not assigned to this consumer"
             )));
         }
-        let offset = match to {
-            Position::Offset(o) => o,
-            _ => self.bound(topic, partition, to).await?,
-        };
+        let offset = self.bound(topic, partition, to).await?;
         self.positions.insert(key, Some(offset));
         Ok(())
     }
