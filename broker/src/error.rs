@@ -287,6 +287,12 @@ impl From<Error> for tonic::Status {
                 M::InvalidPartitions(_) | M::InvalidReplication { .. } | M::InvalidConfig(_),
             ) => (Code::InvalidArgument, C::InvalidConfig, None),
             Error::Meta(M::UnknownProducer(_)) => (Code::NotFound, C::UnknownProducer, None),
+            Error::Meta(M::InvalidTrigger(_)) => (Code::InvalidArgument, C::InvalidConfig, None),
+            Error::Meta(M::TriggerExists(_)) => (Code::AlreadyExists, C::TriggerExists, None),
+            Error::Meta(M::UnknownTrigger(_)) => (Code::NotFound, C::UnknownTrigger, None),
+            Error::Meta(M::TopicInUse { .. }) => {
+                (Code::FailedPrecondition, C::InvalidRequest, None)
+            }
             Error::Producer(e) => {
                 use crate::partition::producers::ProducerError as P;
                 match e {

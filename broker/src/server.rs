@@ -22,6 +22,7 @@ use crate::transport::{PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
     admin_server::AdminServer, consumer_server::ConsumerServer, groups_server::GroupsServer,
     metadata_server::MetadataServer, producer_server::ProducerServer,
+    triggers_server::TriggersServer,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -219,7 +220,8 @@ async fn serve(
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Zstd),
         )
-        .add_service(GroupsServer::new(api))
+        .add_service(GroupsServer::new(api.clone()))
+        .add_service(TriggersServer::new(api))
         .add_service(hub.service())
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),

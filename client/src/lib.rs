@@ -25,6 +25,7 @@ pub mod error;
 pub mod health;
 pub mod partitioner;
 pub mod producer;
+pub mod runner;
 pub mod status;
 
 pub use client::{Admin, Client};

@@ -9,6 +9,7 @@
 //! - `common.proto`: stable [`v1::ErrorCode`]s, [`v1::Error`], records and headers.
 //! - `client.proto`: the client API services `Admin`, `Metadata`, `Producer` and `Consumer`.
 //! - `groups.proto`: the consumer group service `Groups` (membership, assignment, offsets).
+//! - `triggers.proto`: function triggers `Triggers` (definitions run by `paxlog runner`).
 //! - `peer.proto`: the broker-to-broker `Peer` service carrying batched Multi-Paxos messages.
 //!
 //! This crate holds no logic. Conversions between these types and the consensus crate's

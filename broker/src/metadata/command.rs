@@ -3,6 +3,7 @@
 //! Encoded as JSON: metadata changes are rare and small, and a readable log helps operators;
 //! the version field lets later builds add commands without misreading old logs.
 
+use super::trigger::TriggerDef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -35,6 +36,23 @@ pub enum MetaCommand {
     InitProducer {
         /// 0 for a new id, else the id to bump.
         producer_id: u64,
+    },
+    /// Create a function trigger (settings already filled in with defaults).
+    CreateTrigger {
+        /// The definition.
+        trigger: TriggerDef,
+    },
+    /// Pause or resume a trigger.
+    SetTriggerPaused {
+        /// Trigger name.
+        name: String,
+        /// The new state.
+        paused: bool,
+    },
+    /// Delete a trigger.
+    DeleteTrigger {
+        /// Trigger name.
+        name: String,
     },
 }
 
@@ -90,6 +108,14 @@ mod tests {
         assert_eq!(MetaCommand::decode(&d.encode()), Ok(d));
         let p = MetaCommand::InitProducer { producer_id: 4 };
         assert_eq!(MetaCommand::decode(&p.encode()), Ok(p));
+        let t = MetaCommand::CreateTrigger {
+            trigger: TriggerDef::with_defaults(
+                "t".into(),
+                "orders".into(),
+                super::super::trigger::Function::Command("cat".into()),
+            ),
+        };
+        assert_eq!(MetaCommand::decode(&t.encode()), Ok(t));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Cluster metadata: topics, their partitions and where each partition's replicas live.
+//! Cluster metadata: topics, their partitions and where each partition's replicas live,
+//! producer identities and function triggers.
 //!
 //! Metadata is a Paxos group of its own (group 0, every broker a voter). Each change is a
 //! [`MetaCommand`] decided in that group and applied in slot order by every broker to its
@@ -15,11 +16,13 @@ mod command;
 mod placement;
 pub mod settings;
 mod state;
+pub mod trigger;
 
 pub use command::{MetaCommand, TopicConfig};
 pub use placement::place;
 pub use settings::TopicSettings;
 pub use state::{Applied, MetaError, MetadataState, PartitionInfo, Topic};
+pub use trigger::{Function, TriggerDef};
 
 /// The Paxos group id of the cluster metadata.
 pub const METADATA_GROUP: u64 = 0;

@@ -2,6 +2,7 @@
 
 use super::command::{MetaCommand, TopicConfig};
 use super::settings::TopicSettings;
+use super::trigger::TriggerDef;
 use super::{MAX_PARTITIONS, place, validate_topic_name};
 use crate::config::NodeId;
 use serde::Serialize;
@@ -73,6 +74,23 @@ pub enum MetaError {
     /// InitProducer named a producer id the cluster never handed out.
     #[error("unknown producer id {0}: call InitProducer with producer id 0 to get a new one")]
     UnknownProducer(u64),
+    /// A trigger's name or setting is invalid; the text says which and what is allowed.
+    #[error("invalid trigger: {0}")]
+    InvalidTrigger(String),
+    /// The trigger exists.
+    #[error("trigger {0:?} already exists: delete it first or pick another name")]
+    TriggerExists(String),
+    /// No such trigger.
+    #[error("unknown trigger {0:?}: see paxlog trigger list")]
+    UnknownTrigger(String),
+    /// A topic a trigger uses cannot be deleted.
+    #[error("topic {topic:?} is used by trigger {trigger:?}: delete the trigger first")]
+    TopicInUse {
+        /// The topic.
+        topic: String,
+        /// A trigger using it.
+        trigger: String,
+    },
 }
 
 /// What applying a command did.
@@ -89,6 +107,8 @@ pub enum Applied {
         /// Its new epoch.
         epoch: u32,
     },
+    /// A trigger was created or changed (its new definition) or deleted (its last one).
+    Trigger(TriggerDef),
     /// The command was refused.
     Refused(MetaError),
 }
@@ -104,6 +124,8 @@ pub struct MetadataState {
     producers: BTreeMap<u64, u32>,
     /// Next producer id (ids start at 1).
     next_producer_id: u64,
+    /// Function triggers by name.
+    triggers: BTreeMap<String, TriggerDef>,
     /// The last metadata slot applied.
     pub applied: u64,
 }
@@ -118,6 +140,7 @@ impl MetadataState {
             next_group: 1,
             producers: BTreeMap::new(),
             next_producer_id: 1,
+            triggers: BTreeMap::new(),
             applied: 0,
         }
     }
@@ -148,10 +171,38 @@ impl MetadataState {
                 }
                 Ok(())
             }
-            MetaCommand::DeleteTopic { name } => match self.topics.contains_key(name) {
-                true => Ok(()),
-                false => Err(MetaError::UnknownTopic(name.clone())),
-            },
+            MetaCommand::DeleteTopic { name } => {
+                if !self.topics.contains_key(name) {
+                    return Err(MetaError::UnknownTopic(name.clone()));
+                }
+                match self
+                    .triggers
+                    .values()
+                    .find(|t| t.topics().any(|u| u == name))
+                {
+                    Some(t) => Err(MetaError::TopicInUse {
+                        topic: name.clone(),
+                        trigger: t.name.clone(),
+                    }),
+                    None => Ok(()),
+                }
+            }
+            MetaCommand::CreateTrigger { trigger } => {
+                trigger.validate()?;
+                if self.triggers.contains_key(&trigger.name) {
+                    return Err(MetaError::TriggerExists(trigger.name.clone()));
+                }
+                match trigger.topics().find(|t| !self.topics.contains_key(*t)) {
+                    Some(missing) => Err(MetaError::UnknownTopic(missing.to_owned())),
+                    None => Ok(()),
+                }
+            }
+            MetaCommand::SetTriggerPaused { name, .. } | MetaCommand::DeleteTrigger { name } => {
+                match self.triggers.contains_key(name) {
+                    true => Ok(()),
+                    false => Err(MetaError::UnknownTrigger(name.clone())),
+                }
+            }
             MetaCommand::InitProducer { producer_id } => {
                 match *producer_id == 0 || self.producers.contains_key(producer_id) {
                     true => Ok(()),
@@ -210,12 +261,33 @@ impl MetadataState {
                 self.producers.insert(producer_id, epoch);
                 Applied::Producer { producer_id, epoch }
             }
+            MetaCommand::CreateTrigger { mut trigger } => {
+                trigger.paused = false;
+                self.triggers.insert(trigger.name.clone(), trigger.clone());
+                Applied::Trigger(trigger)
+            }
+            MetaCommand::SetTriggerPaused { name, paused } => match self.triggers.get_mut(&name) {
+                Some(t) => {
+                    t.paused = paused;
+                    Applied::Trigger(t.clone())
+                }
+                None => Applied::Refused(MetaError::UnknownTrigger(name)),
+            },
+            MetaCommand::DeleteTrigger { name } => match self.triggers.remove(&name) {
+                Some(t) => Applied::Trigger(t),
+                None => Applied::Refused(MetaError::UnknownTrigger(name)),
+            },
         }
     }
 
     /// The newest epoch of `producer_id`, if the cluster handed that id out.
     pub fn producer_epoch(&self, producer_id: u64) -> Option<u32> {
         self.producers.get(&producer_id).copied()
+    }
+
+    /// Every trigger, by name.
+    pub fn triggers(&self) -> impl Iterator<Item = &TriggerDef> {
+        self.triggers.values()
     }
 
     /// The brokers of the cluster, sorted.
@@ -354,5 +426,72 @@ mod tests {
             m.apply(4, init(9)),
             Applied::Refused(MetaError::UnknownProducer(9))
         );
+    }
+
+    #[test]
+    fn triggers_need_their_topics_and_pin_them() {
+        use super::super::trigger::Function;
+        let mut m = MetadataState::new(vec![1, 2, 3]);
+        let def =
+            TriggerDef::with_defaults("t".into(), "in".into(), Function::Command("cat".into()));
+        let create = |d: &TriggerDef| MetaCommand::CreateTrigger { trigger: d.clone() };
+        assert_eq!(
+            m.apply(1, create(&def)),
+            Applied::Refused(MetaError::UnknownTopic("in".into()))
+        );
+        m.apply(2, create_cmd("in"));
+        assert_eq!(
+            m.apply(3, create(&def)),
+            Applied::Refused(MetaError::UnknownTopic("t.dlq".into())),
+            "the dead-letter topic must exist too"
+        );
+        m.apply(4, create_cmd("t.dlq"));
+        assert!(matches!(m.apply(5, create(&def)), Applied::Trigger(_)));
+        assert_eq!(
+            m.apply(6, create(&def)),
+            Applied::Refused(MetaError::TriggerExists("t".into()))
+        );
+        assert!(matches!(
+            m.apply(
+                7,
+                MetaCommand::DeleteTopic {
+                    name: "t.dlq".into()
+                }
+            ),
+            Applied::Refused(MetaError::TopicInUse { .. })
+        ));
+        let pause = MetaCommand::SetTriggerPaused {
+            name: "t".into(),
+            paused: true,
+        };
+        assert!(matches!(m.apply(8, pause), Applied::Trigger(t) if t.paused));
+        assert!(m.triggers().all(|t| t.paused));
+        assert!(matches!(
+            m.apply(9, MetaCommand::DeleteTrigger { name: "t".into() }),
+            Applied::Trigger(_)
+        ));
+        assert_eq!(m.triggers().count(), 0);
+        assert!(matches!(
+            m.apply(
+                10,
+                MetaCommand::DeleteTopic {
+                    name: "t.dlq".into()
+                }
+            ),
+            Applied::Deleted(_)
+        ));
+        assert_eq!(
+            m.apply(11, MetaCommand::DeleteTrigger { name: "t".into() }),
+            Applied::Refused(MetaError::UnknownTrigger("t".into()))
+        );
+    }
+
+    fn create_cmd(name: &str) -> MetaCommand {
+        MetaCommand::CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            replication: 1,
+            config: TopicConfig::new(),
+        }
     }
 }

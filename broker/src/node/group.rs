@@ -368,7 +368,9 @@ impl Group {
                 let effect = match &applied {
                     metadata::Applied::Created(t) => Some(Effect::Created(t.clone())),
                     metadata::Applied::Deleted(t) => Some(Effect::Deleted(t.clone())),
-                    metadata::Applied::Producer { .. } | metadata::Applied::Refused(_) => None,
+                    metadata::Applied::Producer { .. }
+                    | metadata::Applied::Trigger(_)
+                    | metadata::Applied::Refused(_) => None,
                 };
                 if waiting {
                     self.results.insert(slot, Proposed::Meta(applied));

@@ -105,7 +105,7 @@ impl Admin for ClientApi {
                 }))
             }
             Applied::Refused(e) => Err(Error::Meta(e).into()),
-            Applied::Deleted(_) | Applied::Producer { .. } => {
+            Applied::Deleted(_) | Applied::Producer { .. } | Applied::Trigger(_) => {
                 Err(Error::InvalidRequest("unexpected result".into()).into())
             }
         }
@@ -127,7 +127,7 @@ impl Admin for ClientApi {
         match self.change_metadata(cmd, timeout_of(r.timeout_ms)).await? {
             Applied::Deleted(_) => Ok(Response::new(pb::DeleteTopicResponse { error: None })),
             Applied::Refused(e) => Err(Error::Meta(e).into()),
-            Applied::Created(_) | Applied::Producer { .. } => {
+            Applied::Created(_) | Applied::Producer { .. } | Applied::Trigger(_) => {
                 Err(Error::InvalidRequest("unexpected result".into()).into())
             }
         }

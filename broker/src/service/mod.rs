@@ -7,6 +7,7 @@
 //!   Consumer ──► Db::read_records up to the high watermark (long-poll on its watch)
 //! ```
 //!   Groups ────► group coordinator (leader of the group's __consumer_offsets partition)
+//!   Triggers ──► metadata group (propose) ──► View.metadata (runners list them)
 //! The peer service is the replication transport's ([`crate::transport::PeerHub::service`]).
 
 mod admin;
@@ -14,6 +15,7 @@ mod consumer;
 mod groups;
 mod metadata;
 mod producer;
+mod triggers;
 
 use crate::config::NodeId;
 use crate::error::Error;
@@ -23,6 +25,7 @@ use crate::node::{DriverHandle, View};
 use crate::storage::Db;
 use paxlog_proto::v1::{
     admin_server, consumer_server, groups_server, metadata_server, peer_server, producer_server,
+    triggers_server,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,12 +34,13 @@ use std::time::Duration;
 
 /// Fully qualified names of the `paxlog.v1` services this node registers; health reports
 /// each of them.
-pub const SERVICE_NAMES: [&str; 6] = [
+pub const SERVICE_NAMES: [&str; 7] = [
     admin_server::SERVICE_NAME,
     metadata_server::SERVICE_NAME,
     producer_server::SERVICE_NAME,
     consumer_server::SERVICE_NAME,
     groups_server::SERVICE_NAME,
+    triggers_server::SERVICE_NAME,
     peer_server::SERVICE_NAME,
 ];
 

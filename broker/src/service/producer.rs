@@ -121,7 +121,7 @@ impl Producer for ClientApi {
                 }))
             }
             Applied::Refused(e) => Err(Error::Meta(e).into()),
-            Applied::Created(_) | Applied::Deleted(_) => {
+            Applied::Created(_) | Applied::Deleted(_) | Applied::Trigger(_) => {
                 Err(Error::InvalidRequest("unexpected result".into()).into())
             }
         }

@@ -1,4 +1,5 @@
-//! The `paxlog` commands that talk to a running cluster: `topic`, `produce`, `consume`
+//! The `paxlog` commands that talk to a running cluster: `topic`, `produce`, `consume`,
+//! `group`, `trigger`
 //! (`status` is in [`crate::status`]). Argument parsing stays in the binary
 //! (`src/bin/paxlog/main.rs`); these functions take plain options, a
 //! [`Connection`](crate::connection::Connection) and an output writer, so tests can drive
@@ -17,6 +18,7 @@ pub mod consume;
 pub mod group;
 pub mod produce;
 pub mod topic;
+pub mod trigger;
 
 use crate::error::Error;
 use base64::Engine;

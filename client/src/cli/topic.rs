@@ -210,7 +210,7 @@ pub async fn describe_at_leaders(
 }
 
 /// A response lacked a field the contract promises.
-fn missing(what: &str, field: &str) -> Error {
+pub(crate) fn missing(what: &str, field: &str) -> Error {
     Error::Server {
         what: what.to_owned(),
         error: Box::new(crate::error::ServerError::plain(

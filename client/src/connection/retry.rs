@@ -88,6 +88,10 @@ macro_rules! wire_responses {
 
 wire_responses!(
     pb::CreateTopicResponse,
+    pb::CreateTriggerResponse,
+    pb::DeleteTriggerResponse,
+    pb::SetTriggerStateResponse,
+    pb::ListTriggersResponse,
     pb::DeleteTopicResponse,
     pb::ListTopicsResponse,
     pb::DescribeTopicResponse,

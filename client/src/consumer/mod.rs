@@ -123,6 +123,10 @@ pub struct Consumer {
     last_commit: Instant,
     /// Positions as last committed, to skip commits that change nothing.
     committed: BTreeMap<TopicPartition, u64>,
+    /// Partitions `poll` does not fetch for now (see [`Consumer::pause`]).
+    paused: BTreeSet<TopicPartition>,
+    /// Each partition's high watermark as of its last fetch.
+    end_offsets: BTreeMap<TopicPartition, u64>,
 }
 
 impl Consumer {
@@ -135,7 +139,29 @@ impl Consumer {
             membership: None,
             last_commit: Instant::now(),
             committed: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            end_offsets: BTreeMap::new(),
         }
+    }
+
+    /// Stops fetching `topic`/`partition` until [`Consumer::resume`]: `poll` still keeps the
+    /// group membership alive (Kafka's pause), so a slow application can hold records back
+    /// without losing its partitions.
+    pub fn pause(&mut self, topic: &str, partition: u32) {
+        self.paused.insert((topic.to_owned(), partition));
+    }
+
+    /// Fetches `topic`/`partition` again.
+    pub fn resume(&mut self, topic: &str, partition: u32) {
+        self.paused.remove(&(topic.to_owned(), partition));
+    }
+
+    /// The partition's high watermark (the offset its next record gets) as of the last
+    /// fetch, if it was fetched since it was assigned.
+    pub fn end_offset(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.end_offsets
+            .get(&(topic.to_owned(), partition))
+            .copied()
     }
 
     /// Reads these partitions of `topic` (standalone mode), from their committed offsets
@@ -201,6 +227,9 @@ impl Consumer {
         let mut tasks = tokio::task::JoinSet::new();
         for ((topic, partition), position) in &self.positions {
             let Some(offset) = *position else { continue };
+            if self.paused.contains(&(topic.clone(), *partition)) {
+                continue;
+            }
             let conn = self.conn.clone();
             let (topic, partition) = (topic.clone(), *partition);
             let budget = self.config.request_timeout;
@@ -212,11 +241,16 @@ impl Consumer {
                 ((topic, partition), result)
             });
         }
+        if tasks.is_empty() {
+            // Nothing to fetch (all paused, or no partitions yet): wait as a long poll would.
+            tokio::time::sleep(max_wait).await;
+        }
         let mut out = Vec::new();
         while let Some(joined) = tasks.join_next().await {
             let Ok((key, result)) = joined else { continue };
             match result {
-                Ok(records) => {
+                Ok((records, end)) => {
+                    self.end_offsets.insert(key.clone(), end);
                     if let Some(last) = records.last() {
                         self.positions.insert(key.clone(), Some(last.offset + 1));
                     }
@@ -244,20 +278,19 @@ impl Consumer {
         Ok(out)
     }
 
-    /// Commits the current positions (the next offsets to read) of the assigned partitions.
-    pub async fn commit(&mut self) -> Result<(), Error> {
+    /// Commits these offsets (each the next offset to process) of assigned partitions, for
+    /// applications that finish records out of poll order; positions do not move.
+    pub async fn commit_offsets(&mut self, offsets: &[(TopicPartition, u64)]) -> Result<(), Error> {
         let Some(group) = self.config.group.clone() else {
             return Err(Error::InvalidArgument(
                 "commit needs a consumer group (ConsumerConfig::group)".into(),
             ));
         };
-        let offsets: Vec<(TopicPartition, u64)> = self
-            .positions
+        let offsets: Vec<(TopicPartition, u64)> = offsets
             .iter()
-            .filter_map(|(k, p)| p.map(|p| (k.clone(), p)))
-            .filter(|(k, p)| self.committed.get(k) != Some(p))
+            .filter(|(k, o)| self.committed.get(k) != Some(o))
+            .cloned()
             .collect();
-        self.last_commit = Instant::now();
         if offsets.is_empty() {
             return Ok(());
         }
@@ -273,6 +306,17 @@ impl Consumer {
         .await?;
         self.committed.extend(offsets);
         Ok(())
+    }
+
+    /// Commits the current positions (the next offsets to read) of the assigned partitions.
+    pub async fn commit(&mut self) -> Result<(), Error> {
+        let offsets: Vec<(TopicPartition, u64)> = self
+            .positions
+            .iter()
+            .filter_map(|(k, p)| p.map(|p| (k.clone(), p)))
+            .collect();
+        self.last_commit = Instant::now();
+        self.commit_offsets(&offsets).await
     }
 
     /// Commits (with auto-commit on) and leaves the group.
@@ -341,6 +385,7 @@ impl Consumer {
         let assigned: BTreeSet<TopicPartition> = m.assignment.iter().cloned().collect();
         self.positions.retain(|k, _| assigned.contains(k));
         self.committed.retain(|k, _| assigned.contains(k));
+        self.end_offsets.retain(|k, _| assigned.contains(k));
         for k in assigned {
             self.positions.entry(k).or_insert(None);
         }
@@ -425,7 +470,7 @@ async fn fetch(
     partition: u32,
     offset: u64,
     (max_wait, max_bytes, budget, zstd): (Duration, u32, Duration, bool),
-) -> Result<Vec<ConsumedRecord>, Error> {
+) -> Result<(Vec<ConsumedRecord>, u64), Error> {
     let request = pb::FetchRequest {
         topic: topic.to_owned(),
         partition,
@@ -449,7 +494,8 @@ async fn fetch(
             async move { client.fetch(request).await }
         })
         .await?;
-    Ok(response
+    let end = response.high_watermark;
+    let records = response
         .records
         .into_iter()
         .map(|r| {
@@ -468,5 +514,6 @@ async fn fetch(
                 timestamp_ms: record.timestamp_ms,
             }
         })
-        .collect())
+        .collect();
+    Ok((records, end))
 }

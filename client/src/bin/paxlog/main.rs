@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use paxlog_client::ConsumerConfig;
 use paxlog_client::cli::consume::{self, ConsumeOptions, StartFrom};
 use paxlog_client::cli::produce::{self, KeyMode, ProduceOptions};
-use paxlog_client::cli::{group, topic, write_line};
+use paxlog_client::cli::{group, topic, trigger, write_line};
 use paxlog_client::cluster::{self, ClusterSpec, LocalCluster};
 use paxlog_client::connection::{ConnectOptions, Connection};
 use paxlog_client::{DEFAULT_BASE_PORT, DEFAULT_BROKERS, DEFAULT_NODES, Error, status};
@@ -44,9 +44,112 @@ enum Command {
     /// List and describe consumer groups (members, committed offsets, lag); reset offsets.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Function triggers: invoke an HTTP endpoint or a command for a topic's records, in
+    /// batches, with retries and a dead-letter topic (run by `paxlog runner`).
+    #[command(subcommand)]
+    Trigger(TriggerCommand),
+    /// Run every trigger of the cluster (start one or many; they share the work) until
+    /// Ctrl-C or SIGTERM.
+    Runner(RunnerArgs),
     /// Show each broker's health, the metadata leader and each partition's leader (exit
     /// status 1 unless all brokers are SERVING).
     Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TriggerCommand {
+    /// Create a trigger (and its dead-letter topic, NAME.dlq by default, if missing).
+    Create(Box<TriggerCreateArgs>),
+    /// List triggers.
+    List(ClientArgs),
+    /// Show a trigger's settings, state, lag, invocations, errors and runners.
+    Describe(TriggerNameArgs),
+    /// Stop invoking the function (runners finish their calls in flight and commit).
+    Pause(TriggerNameArgs),
+    /// Invoke the function again, from where the trigger stopped.
+    Resume(TriggerNameArgs),
+    /// Delete a trigger (its topics and its group's offsets stay).
+    Delete(TriggerNameArgs),
+    /// Replay the dead-letter topic into the function; what fails again goes back to it.
+    Redrive(TriggerNameArgs),
+}
+
+#[derive(Debug, Args)]
+struct TriggerNameArgs {
+    /// Trigger name.
+    name: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("function").required(true).args(["http", "command"])))]
+struct TriggerCreateArgs {
+    /// Trigger name: 1 to 200 characters of [A-Za-z0-9._-].
+    name: String,
+    /// The topic whose records invoke the function.
+    #[arg(long)]
+    topic: String,
+    /// POST each batch as JSON to this URL (2xx: success; 429/503: throttled).
+    #[arg(long, value_name = "URL")]
+    http: Option<String>,
+    /// Run this with `sh -c`, the batch as JSON on stdin (exit 0: success; 75: throttled).
+    #[arg(long, value_name = "CMD")]
+    command: Option<String>,
+    /// Most records per invocation [default: 100].
+    #[arg(long, value_name = "N")]
+    batch_size: Option<u32>,
+    /// Wait up to this long to fill a batch [default: 0].
+    #[arg(long, value_name = "MS")]
+    batch_window_ms: Option<u32>,
+    /// Where to start without committed offsets: earliest or latest [default: latest].
+    #[arg(long, value_name = "WHERE")]
+    start: Option<String>,
+    /// Retries of a failing record before it is dead-lettered [default: 3].
+    #[arg(long, value_name = "N")]
+    max_retries: Option<u32>,
+    /// First retry backoff, doubling with full jitter [default: 200].
+    #[arg(long, value_name = "MS")]
+    retry_backoff_ms: Option<u32>,
+    /// Longest retry backoff [default: 30000].
+    #[arg(long, value_name = "MS")]
+    retry_backoff_max_ms: Option<u32>,
+    /// Do not retry records older than this; dead-letter them [default: no limit].
+    #[arg(long, value_name = "MS")]
+    max_record_age_ms: Option<i64>,
+    /// Split a failing batch in halves before retries count.
+    #[arg(long)]
+    bisect_on_error: bool,
+    /// Dead-letter topic [default: NAME.dlq, created if missing].
+    #[arg(long, value_name = "TOPIC")]
+    dead_letter_topic: Option<String>,
+    /// Most invocations in flight over all runners [default: 10].
+    #[arg(long, value_name = "N")]
+    concurrency: Option<u32>,
+    /// Longest an invocation may take [default: 30000].
+    #[arg(long, value_name = "MS")]
+    timeout: Option<u32>,
+    /// Publish the records the function returns to this topic.
+    #[arg(long, value_name = "TOPIC")]
+    output_topic: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+struct RunnerArgs {
+    /// Brokers to contact first, host:port separated by commas [default: the local cluster].
+    #[arg(long, env = "PAXLOG_BROKERS", default_value = DEFAULT_BROKERS)]
+    brokers: String,
+    /// This runner's id in status reports [default: runner-<hostname>-<pid>].
+    #[arg(long)]
+    id: Option<String>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9300).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// Run only these triggers, separated by commas [default: all].
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +358,8 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce(args).await,
             Command::Consume(args) => consume(args).await,
             Command::Group(command) => group_command(command).await,
+            Command::Trigger(command) => trigger_command(command).await,
+            Command::Runner(args) => runner(args).await,
             Command::Status(args) => status(args).await,
         }
     });
@@ -510,6 +615,101 @@ async fn consume(args: ConsumeArgs) -> Result<ExitCode, Error> {
     let mut out = std::io::stdout();
     let printed = consume::run(conn, &opts, &mut out).await?;
     eprintln!("paxlog: consumed {printed} records from {:?}", opts.topic);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn trigger_command(command: TriggerCommand) -> Result<ExitCode, Error> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        TriggerCommand::Create(a) => {
+            let conn = a.client.connect()?;
+            let wire = paxlog_proto::v1::Trigger {
+                name: a.name,
+                topic: a.topic,
+                http_url: a.http.unwrap_or_default(),
+                command: a.command.unwrap_or_default(),
+                batch_size: a.batch_size,
+                batch_window_ms: a.batch_window_ms,
+                start_position: a.start,
+                max_retries: a.max_retries,
+                retry_backoff_ms: a.retry_backoff_ms,
+                retry_backoff_max_ms: a.retry_backoff_max_ms,
+                max_record_age_ms: a.max_record_age_ms,
+                bisect_on_error: a.bisect_on_error.then_some(true),
+                dead_letter_topic: a.dead_letter_topic,
+                concurrency_max: a.concurrency,
+                function_timeout_ms: a.timeout,
+                output_topic: a.output_topic,
+                paused: false,
+            };
+            let created = trigger::create(&conn, wire, a.client.timeout()).await?;
+            if a.client.json {
+                write_line(&mut out, &trigger::settings_json(&created).to_string())?;
+            } else {
+                write_line(&mut out, &format!("created trigger {:?}", created.name))?;
+                trigger::print_list(&[created], false, &mut out)?;
+            }
+        }
+        TriggerCommand::List(client) => {
+            let list = trigger::list(&client.connect()?, client.timeout()).await?;
+            trigger::print_list(&list, client.json, &mut out)?;
+        }
+        TriggerCommand::Describe(a) => {
+            let conn = Arc::new(a.client.connect()?);
+            let view = trigger::describe(&conn, &a.name, a.client.timeout()).await?;
+            trigger::print_view(&view, a.client.json, &mut out)?;
+        }
+        TriggerCommand::Pause(a) => {
+            trigger::set_paused(&a.client.connect()?, &a.name, true, a.client.timeout()).await?;
+            write_line(&mut out, &format!("paused trigger {:?}", a.name))?;
+        }
+        TriggerCommand::Resume(a) => {
+            trigger::set_paused(&a.client.connect()?, &a.name, false, a.client.timeout()).await?;
+            write_line(&mut out, &format!("resumed trigger {:?}", a.name))?;
+        }
+        TriggerCommand::Delete(a) => {
+            trigger::delete(&a.client.connect()?, &a.name, a.client.timeout()).await?;
+            write_line(&mut out, &format!("deleted trigger {:?}", a.name))?;
+        }
+        TriggerCommand::Redrive(a) => {
+            let conn = Arc::new(a.client.connect()?);
+            let t = trigger::get(&conn, &a.name, a.client.timeout()).await?;
+            let settings = trigger::settings_of(&t);
+            let summary = paxlog_client::runner::redrive::redrive(conn, &settings).await?;
+            let text = if a.client.json {
+                serde_json::to_string(&summary).unwrap_or_default()
+            } else {
+                format!(
+                    "redrove {} dead letters of {:?}: {} processed, {} failed again (back in {})",
+                    summary.read,
+                    a.name,
+                    summary.succeeded,
+                    summary.dead_again,
+                    settings.dead_letter_topic
+                )
+            };
+            write_line(&mut out, &text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn runner(args: RunnerArgs) -> Result<ExitCode, Error> {
+    let brokers = paxlog_client::parse_brokers(&args.brokers)?;
+    let conn = Arc::new(Connection::new(brokers, ConnectOptions::default())?);
+    let id = args.id.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("runner-{}-{}", host.trim(), std::process::id())
+    });
+    let mut signals = Signals::install()?;
+    eprintln!("paxlog: runner {id} started; Ctrl-C stops it after the calls in flight");
+    let opts = paxlog_client::runner::RunnerOptions {
+        id,
+        metrics_addr: args.metrics,
+        only: args.only,
+    };
+    paxlog_client::runner::run(conn, opts, signals.recv_any()).await?;
+    eprintln!("paxlog: runner stopped");
     Ok(ExitCode::SUCCESS)
 }
 
