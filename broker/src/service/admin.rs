@@ -8,6 +8,9 @@ use paxlog_proto::v1::{self as pb, admin_server::Admin};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
+/// Replicas per partition when CreateTopic asks for 0: survives one broker failure.
+pub const DEFAULT_REPLICATION: u32 = 3;
+
 impl ClientApi {
     /// Proposes a metadata command on the metadata leader and waits until it is applied.
     pub(super) async fn change_metadata(
@@ -93,7 +96,11 @@ impl Admin for ClientApi {
         let cmd = MetaCommand::CreateTopic {
             name: r.name,
             partitions: r.partitions,
-            replication: r.replication_factor,
+            // 0: the default, three copies (or every broker of a smaller cluster).
+            replication: match r.replication_factor {
+                0 => (self.inner.members.len() as u32).min(DEFAULT_REPLICATION),
+                n => n,
+            },
             config: r.config.into_iter().collect(),
         };
         match self.change_metadata(cmd, timeout).await? {

@@ -246,6 +246,9 @@ impl Consumer {
             tokio::time::sleep(max_wait).await;
         }
         let mut out = Vec::new();
+        // A failed partition must not cost the records of the others, whose positions
+        // already moved past them: they are returned, and the error only when nothing came.
+        let mut failure = None;
         while let Some(joined) = tasks.join_next().await {
             let Ok((key, result)) = joined else { continue };
             match result {
@@ -260,20 +263,40 @@ impl Consumer {
                     let reset = match self.config.auto_offset_reset {
                         OffsetReset::Earliest => Position::Earliest,
                         OffsetReset::Latest => Position::Latest,
-                        OffsetReset::Error => return Err(e),
+                        OffsetReset::Error => {
+                            failure.get_or_insert(e);
+                            continue;
+                        }
                     };
-                    let offset = self.bound(&key.0, key.1, reset).await?;
-                    tracing::info!(topic = %key.0, partition = key.1, offset, "position out of range; reset");
-                    self.positions.insert(key, Some(offset));
+                    match self.bound(&key.0, key.1, reset).await {
+                        Ok(offset) => {
+                            tracing::info!(topic = %key.0, partition = key.1, offset, "position out of range; reset");
+                            self.positions.insert(key, Some(offset));
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
+                    }
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
+        }
+        if let Some(e) = failure {
+            if out.is_empty() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "a partition's fetch failed; returning the others' records");
         }
         if self.config.auto_commit
             && self.config.group.is_some()
             && self.last_commit.elapsed() >= self.config.auto_commit_interval
+            && let Err(e) = self.commit().await
         {
-            self.commit().await?;
+            // The records are returned all the same; the next auto-commit carries the
+            // positions (as Kafka's consumer does).
+            tracing::warn!(error = %e, "auto-commit failed; retrying with the next poll");
         }
         Ok(out)
     }

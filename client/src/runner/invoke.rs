@@ -3,7 +3,7 @@
 //! The batch, as the HTTP body or the command's stdin:
 //!
 //! ```json
-//! {"trigger": "wc-map", "records": [
+//! {"trigger": "wc-map", "runner": "runner-host-42", "records": [
 //!   {"id": "lines/0/42", "topic": "lines", "partition": 0, "offset": 42,
 //!    "key": "k" | null, "value": "text", "headers": [{"key": "h", "value": "v"}],
 //!    "timestamp_ms": 1700000000000, "attempt": 1}
@@ -72,6 +72,7 @@ pub struct Answer {
 #[derive(Serialize)]
 struct WireBatch<'a> {
     trigger: &'a str,
+    runner: &'a str,
     records: Vec<WireRecord<'a>>,
 }
 
@@ -115,7 +116,7 @@ struct ItemFailure {
 }
 
 /// The batch as JSON.
-pub fn encode_batch(trigger: &str, records: &[Pending]) -> Vec<u8> {
+pub fn encode_batch(trigger: &str, runner: &str, records: &[Pending]) -> Vec<u8> {
     let records = records
         .iter()
         .map(|p| {
@@ -151,7 +152,12 @@ pub fn encode_batch(trigger: &str, records: &[Pending]) -> Vec<u8> {
         })
         .collect();
     // Strings and numbers only: cannot fail.
-    serde_json::to_vec(&WireBatch { trigger, records }).unwrap_or_default()
+    serde_json::to_vec(&WireBatch {
+        trigger,
+        runner,
+        records,
+    })
+    .unwrap_or_default()
 }
 
 /// Reads a successful call's answer; an empty or non-JSON answer means "all done".

@@ -201,6 +201,7 @@ pub async fn run(
         conn: conn.clone(),
         producer: producer.clone(),
         invoker: Invoker::new(),
+        runner: opts.id.clone(),
         metrics,
         stats: Default::default(),
     });
@@ -220,7 +221,10 @@ pub async fn run(
                     .collect();
                 let stale: Vec<String> = running
                     .iter()
-                    .filter(|(name, r)| wanted.get(*name) != Some(&r.settings))
+                    // A task that ended by itself (its group consumer gave up) starts again.
+                    .filter(|(name, r)| {
+                        wanted.get(*name) != Some(&r.settings) || r.task.is_finished()
+                    })
                     .map(|(name, _)| name.clone())
                     .collect();
                 for name in stale {

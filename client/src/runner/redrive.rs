@@ -146,7 +146,7 @@ async fn call_with_retries(
     let mut throttles = 0;
     let mut failed_for_good = Vec::new();
     while !left.is_empty() {
-        let body = encode_batch(&s.name, &left);
+        let body = encode_batch(&s.name, "redrive", &left);
         let answer = invoker
             .call(&s.name, &s.function, body, s.function_timeout)
             .await;

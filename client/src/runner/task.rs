@@ -54,6 +54,8 @@ pub struct Shared {
     pub producer: Producer,
     /// Calls functions.
     pub invoker: Invoker,
+    /// This runner's id (in every batch, for the function's logs).
+    pub runner: String,
     /// Metrics.
     pub metrics: Arc<RunnerMetrics>,
     /// Per-trigger stats for status records.
@@ -251,7 +253,7 @@ fn window_open(work: &Work, s: &Settings, now: Instant) -> bool {
 }
 
 async fn invoke(shared: Arc<Shared>, s: Settings, batch: Batch) -> (Batch, Answer, Duration) {
-    let body = encode_batch(&s.name, &batch.records);
+    let body = encode_batch(&s.name, &shared.runner, &batch.records);
     let started = Instant::now();
     let mut answer = shared
         .invoker

@@ -282,8 +282,14 @@ impl Work {
                 continue;
             }
             limit = limit.min(head_limit);
+            // A record being retried goes alone for its key: the records behind it wait
+            // instead of being delivered again and again with it.
+            let key_limit = match q.records.front().is_some_and(|p| p.attempts > 0) {
+                true => 1,
+                false => usize::MAX,
+            };
             let mut taken = 0;
-            while batch.records.len() < limit {
+            while batch.records.len() < limit && taken < key_limit {
                 let Some(p) = q.records.front() else { break };
                 limit = limit.min(p.batch_limit.max(batch.records.len() + 1));
                 if batch.records.len() >= limit {
@@ -340,9 +346,11 @@ impl Work {
                         self.finish(p.record.partition, p.record.offset);
                         out.done += 1;
                     }
-                    for (i, mut p) in rest.into_iter().enumerate() {
-                        if i == 0 {
-                            // Only the listed record failed; the rest of its key waits behind it.
+                    // The rest of the key goes back behind its first failure (and is
+                    // delivered again after it, to keep the key's order); every listed
+                    // record spent an attempt.
+                    for mut p in rest {
+                        if failed.contains(&p.id()) {
                             p.attempts += 1;
                             p.last_error = "the function reported this record as failed".into();
                         }

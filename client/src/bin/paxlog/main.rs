@@ -680,7 +680,7 @@ async fn trigger_command(command: TriggerCommand) -> Result<ExitCode, Error> {
                 serde_json::to_string(&summary).unwrap_or_default()
             } else {
                 format!(
-                    "redrove {} dead letters of {:?}: {} processed, {} failed again (back in {})",
+                    "redrove {} dead letters of {:?}: {} processed, {} failed again and are back in {}",
                     summary.read,
                     a.name,
                     summary.succeeded,
