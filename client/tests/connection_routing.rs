@@ -188,3 +188,42 @@ async fn a_silent_broker_costs_one_timeout_not_one_per_call() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_partition_does_not_cost_the_records_of_the_others() {
+    let cluster = FakeCluster::start(3, 1).await;
+    let conn = Connection::new(cluster.addresses.clone(), ConnectOptions::default()).expect("conn");
+    create(&conn, "t", 1).await;
+    {
+        let mut state = cluster.state();
+        let p = &mut state.topics.get_mut("t").expect("topic")[0];
+        for i in 0..3 {
+            p.records.push(paxlog_proto::v1::Record {
+                value: format!("r{i}").into_bytes().into(),
+                ..Default::default()
+            });
+        }
+    }
+    let mut consumer = paxlog_client::Consumer::new(
+        std::sync::Arc::new(conn),
+        paxlog_client::ConsumerConfig {
+            request_timeout: Duration::from_secs(2),
+            ..Default::default()
+        },
+    );
+    // Partition 1 does not exist: its fetch fails while partition 0 returns records.
+    consumer.assign("t", [0, 1]);
+    for p in [0, 1] {
+        let to = paxlog_client::Position::Offset(0);
+        consumer.seek("t", p, to).await.expect("seek");
+    }
+    let records = consumer
+        .poll(Duration::from_millis(100))
+        .await
+        .expect("the healthy partition's records, not the other's error");
+    let values: Vec<String> = records.iter().map(|r| text(&r.value)).collect();
+    assert_eq!(values, ["r0", "r1", "r2"]);
+    assert_eq!(consumer.position("t", 0), Some(3));
+    // With nothing else to return, the error is reported.
+    assert!(consumer.poll(Duration::from_millis(100)).await.is_err());
+}

@@ -161,6 +161,10 @@ struct Delivery {
 struct Function {
     deliveries: Mutex<Vec<Delivery>>,
     delay_ms: std::sync::atomic::AtomicU64,
+    /// Calls in flight by runner.
+    busy: Mutex<BTreeMap<String, usize>>,
+    /// Calls from this runner take a second (so a kill lands in the middle of one).
+    slow_runner: Mutex<Option<String>>,
     /// Fails nothing (else every value starting with "bad").
     healthy: std::sync::atomic::AtomicBool,
     in_flight: AtomicUsize,
@@ -177,10 +181,26 @@ impl Function {
         self.deliveries().into_iter().map(|d| d.value).collect()
     }
 
+    /// Whether a call from `runner` is in flight.
+    fn busy(&self, runner: &str) -> bool {
+        self.busy
+            .lock()
+            .expect("lock")
+            .get(runner)
+            .is_some_and(|n| *n > 0)
+    }
+
     async fn handle(&self, body: Bytes) -> String {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let batch: Value = serde_json::from_slice(&body).expect("batch JSON");
+        let runner = batch["runner"].as_str().unwrap_or_default().to_owned();
+        *self
+            .busy
+            .lock()
+            .expect("lock")
+            .entry(runner.clone())
+            .or_default() += 1;
         let mut failed = Vec::new();
         {
             let mut log = self.deliveries.lock().expect("lock");
@@ -198,11 +218,16 @@ impl Function {
                 log.push(d);
             }
         }
-        let delay = self.delay_ms.load(Ordering::SeqCst);
+        let slow = self.slow_runner.lock().expect("lock").as_deref() == Some(runner.as_str());
+        let delay = match slow {
+            true => 1_000,
+            false => self.delay_ms.load(Ordering::SeqCst),
+        };
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        *self.busy.lock().expect("lock").entry(runner).or_default() -= 1;
         json!({ "failed": failed }).to_string()
     }
 }
@@ -447,27 +472,37 @@ async fn a_runner_killed_mid_batch_is_replaced_and_nothing_is_skipped() {
     ]);
     let mut a = c.runner("a", None);
     let b = c.runner("b", None);
+    // A steady stream of keyed records while the runners work, and after one dies.
+    const N: u32 = 1200;
     let producer = c.client.producer(Default::default()).expect("producer");
-    const N: u32 = 600;
-    for i in 0..N {
-        let r = ProducerRecord::new("events", format!("v{i}").into_bytes())
-            .key(format!("k{}", i % 16).into_bytes());
-        producer.send(r).await.expect("send");
-    }
-    producer.flush().await;
-    // Both runners work (each owns partitions), then one dies in the middle of its batches.
+    let feed = tokio::spawn(async move {
+        for i in 0..N {
+            let r = ProducerRecord::new("events", format!("v{i}").into_bytes())
+                .key(format!("k{}", i % 16).into_bytes());
+            producer.send(r).await.expect("send");
+            if i % 10 == 9 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        producer.flush().await;
+    });
+    // Both runners work (each owns partitions); a dies while one of its calls is running.
     let by = |runner: &str| f.deliveries().iter().filter(|d| d.runner == runner).count();
     wait_until("both runners invoke the function", || {
         by("a") >= 20 && by("b") >= 20
     })
     .await;
-    assert!(f.in_flight.load(Ordering::SeqCst) > 0 || f.deliveries().len() < N as usize);
+    *f.slow_runner.lock().expect("lock") = Some("a".into());
+    wait_until("a call of runner a in flight", || f.busy("a")).await;
     a.kill9();
+    let delivered_by_a = by("a");
+    feed.await.expect("producer task");
     let all: BTreeSet<String> = (0..N).map(|i| format!("v{i}")).collect();
     wait_until("every record delivered after the kill", || {
         all.is_subset(&f.seen())
     })
     .await;
+    assert_eq!(by("a"), delivered_by_a, "a is dead");
     let deliveries = f.deliveries();
     eprintln!(
         "{} deliveries of {N} records after a kill -9",
@@ -493,6 +528,18 @@ async fn a_runner_killed_mid_batch_is_replaced_and_nothing_is_skipped() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    // A graceful stop (SIGTERM) commits and leaves the group at once.
+    let mut b = b;
+    kill_process(Pid::from_child(&b.child), Signal::TERM).expect("SIGTERM");
+    let status = b.child.wait().expect("wait");
+    assert!(status.success(), "runner b: {status}\n{}", b.log());
+    let g = c
+        .client
+        .admin()
+        .describe_group("trigger.audit")
+        .await
+        .expect("describe");
+    assert!(g.members.is_empty(), "b left the group: {g:?}\n{}", b.log());
 }
 
 /// The runner's gauge `paxlog_trigger_concurrency{trigger=...}`.

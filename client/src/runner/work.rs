@@ -46,6 +46,8 @@ pub struct Pending {
     pub attempts: u32,
     /// The last failure.
     pub last_error: String,
+    /// Invocations with this record that were throttled (they back off longer each time).
+    throttles: u32,
     /// Most records of a batch this record may be in (bisection halves it).
     batch_limit: usize,
     /// When the runner received it.
@@ -59,6 +61,7 @@ impl Pending {
             record,
             attempts: 0,
             last_error: String::new(),
+            throttles: 0,
             batch_limit: usize::MAX,
             received: Instant::now(),
         }
@@ -201,6 +204,7 @@ impl Work {
                 record,
                 attempts: 0,
                 last_error: String::new(),
+                throttles: 0,
                 batch_limit: usize::MAX,
                 received: now,
             });
@@ -375,6 +379,7 @@ impl Work {
                 Outcome::Throttled(e) => {
                     for mut p in mine {
                         p.last_error = e.clone();
+                        p.throttles += 1;
                         back.push(p);
                     }
                 }
@@ -391,7 +396,7 @@ impl Work {
             }
             let delay = match (outcome, back.first()) {
                 (_, None) => None,
-                (Outcome::Throttled(_), Some(_)) => Some(self.backoff(1)),
+                (Outcome::Throttled(_), Some(head)) => Some(self.backoff(head.throttles)),
                 (_, Some(head)) if head.attempts > 0 && !bisected => {
                     Some(self.backoff(head.attempts))
                 }

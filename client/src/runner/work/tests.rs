@@ -174,6 +174,7 @@ fn throttling_spends_no_attempts() {
     w.promote(t);
     let b = w.take_batch(10).expect("batch");
     assert_eq!(b.records[0].attempts, 0);
+    assert_eq!(b.records[0].throttles, 5, "each throttle backs off longer");
 }
 
 #[test]
