@@ -13,7 +13,6 @@ use common::{
     ClusterUp, DEADLINE, assert_broker_built, free_base_port, paxlog_bin, run_paxlog, show,
 };
 use http_body_util::{BodyExt, Full};
-use paxlog_client::cli::topic::CreateTopic;
 use paxlog_client::{Client, ConsumedRecord, ConsumerConfig, OffsetReset, ProducerRecord};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
@@ -56,16 +55,7 @@ async fn start() -> Cluster {
 
 impl Cluster {
     async fn topic(&self, name: &str, partitions: u32) {
-        self.client
-            .admin()
-            .create_topic(CreateTopic {
-                name: name.into(),
-                partitions,
-                replication: 3,
-                config: BTreeMap::new(),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("create {name}: {e}"));
+        common::create_topic(&self.client, name, partitions).await;
     }
 
     /// `paxlog ARGS --brokers B`, which must succeed.
@@ -101,22 +91,7 @@ impl Cluster {
             ..ConsumerConfig::default()
         });
         consumer.assign(topic, 0..partitions);
-        let deadline = Instant::now() + DEADLINE;
-        let mut out = Vec::new();
-        while out.len() < expect {
-            assert!(
-                Instant::now() < deadline,
-                "{topic}: read {} of {expect}",
-                out.len()
-            );
-            out.extend(
-                consumer
-                    .poll(Duration::from_millis(200))
-                    .await
-                    .expect("poll"),
-            );
-        }
-        out
+        common::read_n(&mut consumer, expect).await
     }
 }
 
@@ -271,6 +246,28 @@ async fn serve(f: Arc<Function>) -> String {
     format!("http://{addr}/fn")
 }
 
+/// A cluster with topic `topic`, the test's HTTP function (`delay_ms` per call) and
+/// trigger `trigger` on them (`--start earliest` and `extra` settings).
+async fn with_trigger(
+    topic: &str,
+    partitions: u32,
+    delay_ms: u64,
+    trigger: &str,
+    extra: &[&str],
+) -> (Cluster, Arc<Function>) {
+    let c = start().await;
+    c.topic(topic, partitions).await;
+    let f = Arc::new(Function::default());
+    f.delay_ms.store(delay_ms, Ordering::SeqCst);
+    let url = serve(f.clone()).await;
+    let mut args = vec![
+        "trigger", "create", trigger, "--topic", topic, "--http", &url, "--start", "earliest",
+    ];
+    args.extend(extra);
+    c.cli(&args);
+    (c, f)
+}
+
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !done() {
@@ -307,27 +304,21 @@ fn assert_key_order(deliveries: &[Delivery]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_records_are_dead_lettered_after_their_attempts_and_all_others_processed() {
-    let c = start().await;
-    c.topic("orders", 3).await;
-    let f = Arc::new(Function::default());
-    let url = serve(f.clone()).await;
-    c.cli(&[
-        "trigger",
-        "create",
-        "bill",
-        "--topic",
+    let (c, f) = with_trigger(
         "orders",
-        "--http",
-        &url,
-        "--start",
-        "earliest",
-        "--max-retries",
-        "2",
-        "--retry-backoff-ms",
-        "20",
-        "--batch-size",
-        "10",
-    ]);
+        3,
+        0,
+        "bill",
+        &[
+            "--max-retries",
+            "2",
+            "--retry-backoff-ms",
+            "20",
+            "--batch-size",
+            "10",
+        ],
+    )
+    .await;
     let runner = c.runner("r1", None);
     let producer = c.client.producer(Default::default()).expect("producer");
     let mut bad = BTreeSet::new();
@@ -450,26 +441,14 @@ async fn failing_records_are_dead_lettered_after_their_attempts_and_all_others_p
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runner_killed_mid_batch_is_replaced_and_nothing_is_skipped() {
-    let c = start().await;
-    c.topic("events", 4).await;
-    let f = Arc::new(Function::default());
-    f.delay_ms.store(30, Ordering::SeqCst);
-    let url = serve(f.clone()).await;
-    c.cli(&[
-        "trigger",
-        "create",
-        "audit",
-        "--topic",
+    let (c, f) = with_trigger(
         "events",
-        "--http",
-        &url,
-        "--start",
-        "earliest",
-        "--batch-size",
-        "5",
-        "--concurrency",
-        "4",
-    ]);
+        4,
+        30,
+        "audit",
+        &["--batch-size", "5", "--concurrency", "4"],
+    )
+    .await;
     let mut a = c.runner("a", None);
     let b = c.runner("b", None);
     // A steady stream of keyed records while the runners work, and after one dies.
@@ -560,26 +539,14 @@ async fn concurrency_gauge(port: u16, trigger: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_rises_with_load_and_falls_when_it_stops() {
-    let c = start().await;
-    c.topic("jobs", 2).await;
-    let f = Arc::new(Function::default());
-    f.delay_ms.store(100, Ordering::SeqCst);
-    let url = serve(f.clone()).await;
-    c.cli(&[
-        "trigger",
-        "create",
-        "work",
-        "--topic",
+    let (c, f) = with_trigger(
         "jobs",
-        "--http",
-        &url,
-        "--start",
-        "earliest",
-        "--batch-size",
-        "1",
-        "--concurrency",
-        "30",
-    ]);
+        2,
+        100,
+        "work",
+        &["--batch-size", "1", "--concurrency", "30"],
+    )
+    .await;
     let port = free_base_port();
     let _runner = c.runner("scaler", Some(port));
     wait_until("the runner serves metrics", || {

@@ -7,7 +7,6 @@
 mod common;
 
 use common::{ClusterUp, DEADLINE, assert_broker_built, free_base_port};
-use paxlog_client::cli::topic::CreateTopic;
 use paxlog_client::{
     Client, Compression, ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position,
     ProducerConfig, ProducerRecord,
@@ -43,32 +42,12 @@ fn start() -> Cluster {
 }
 
 async fn create(client: &Client, name: &str, partitions: u32) {
-    client
-        .admin()
-        .create_topic(CreateTopic {
-            name: name.into(),
-            partitions,
-            replication: 3,
-            config: BTreeMap::new(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    common::create_topic(client, name, partitions).await;
 }
 
 /// Polls `consumer` until `n` records came or the deadline passed.
 async fn read_n(consumer: &mut Consumer, n: usize) -> Vec<ConsumedRecord> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(Instant::now() < deadline, "read only {} of {n}", out.len());
-        out.extend(
-            consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll"),
-        );
-    }
-    out
+    common::read_n(consumer, n).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

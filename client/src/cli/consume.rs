@@ -76,9 +76,10 @@ pub struct ConsumeOptions {
     pub timeout: Duration,
 }
 
-/// A record as one JSON line.
+/// A record as JSON (a `consume --json` line, and each record of a function's batch); see
+/// the module docs of [`super`] for the bytes rule.
 #[derive(Serialize)]
-struct RecordJson {
+pub(crate) struct RecordJson {
     partition: u32,
     offset: u64,
     timestamp_ms: i64,
@@ -101,6 +102,41 @@ struct HeaderJson {
     value_base64: Option<String>,
 }
 
+impl RecordJson {
+    /// A record's JSON form (an empty key is none).
+    pub(crate) fn new<'a>(
+        partition: u32,
+        offset: u64,
+        timestamp_ms: i64,
+        key: &[u8],
+        value: &[u8],
+        headers: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> RecordJson {
+        let key = (!key.is_empty()).then(|| JsonBytes::new(key));
+        let value = JsonBytes::new(value);
+        RecordJson {
+            partition,
+            offset,
+            timestamp_ms,
+            key_base64: key.as_ref().and_then(|k| k.base64.clone()),
+            key: key.map(|k| k.text),
+            value: value.text,
+            value_base64: value.base64,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = JsonBytes::new(v);
+                    HeaderJson {
+                        key: k.to_owned(),
+                        value: value.text,
+                        value_base64: value.base64,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A record as printed: a tab-separated text line, or one JSON object.
 pub fn render_record(partition: u32, record: &pb::StoredRecord, json: bool) -> String {
     let stored = record.record.clone().unwrap_or_default();
@@ -112,29 +148,17 @@ pub fn render_record(partition: u32, record: &pb::StoredRecord, json: bool) -> S
             escape_text(&stored.value)
         );
     }
-    let key = (!stored.key.is_empty()).then(|| JsonBytes::new(&stored.key));
-    let value = JsonBytes::new(&stored.value);
-    json_line(&RecordJson {
+    json_line(&RecordJson::new(
         partition,
-        offset: record.offset,
-        timestamp_ms: stored.timestamp_ms,
-        key_base64: key.as_ref().and_then(|k| k.base64.clone()),
-        key: key.map(|k| k.text),
-        value: value.text,
-        value_base64: value.base64,
-        headers: stored
+        record.offset,
+        stored.timestamp_ms,
+        &stored.key,
+        &stored.value,
+        stored
             .headers
             .iter()
-            .map(|h| {
-                let value = JsonBytes::new(&h.value);
-                HeaderJson {
-                    key: h.key.clone(),
-                    value: value.text,
-                    value_base64: value.base64,
-                }
-            })
-            .collect(),
-    })
+            .map(|h| (h.key.as_str(), h.value.as_ref())),
+    ))
 }
 
 /// What a partition task sends to the printer.

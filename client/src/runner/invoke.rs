@@ -5,7 +5,7 @@
 //! ```json
 //! {"trigger": "wc-map", "runner": "runner-host-42", "records": [
 //!   {"id": "lines/0/42", "topic": "lines", "partition": 0, "offset": 42,
-//!    "key": "k" | null, "value": "text", "headers": [{"key": "h", "value": "v"}],
+//!    "key": "k" | null, "value": "text", "headers": [{"key": "h", "value": "v"}] (if any),
 //!    "timestamp_ms": 1700000000000, "attempt": 1}
 //! ]}
 //! ```
@@ -20,7 +20,7 @@
 //! (`[{"key": "k", "value": "v", "headers": {"h": "v"}}]`).
 
 use super::work::{Outcome, Pending, record_id};
-use crate::cli::JsonBytes;
+use crate::cli::consume::RecordJson;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
@@ -80,23 +80,9 @@ struct WireBatch<'a> {
 struct WireRecord<'a> {
     id: String,
     topic: &'a str,
-    partition: u32,
-    offset: u64,
-    key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    key_base64: Option<String>,
-    value: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value_base64: Option<String>,
-    headers: Vec<WireHeader>,
-    timestamp_ms: i64,
+    #[serde(flatten)]
+    record: RecordJson,
     attempt: u32,
-}
-
-#[derive(Serialize)]
-struct WireHeader {
-    key: String,
-    value: String,
 }
 
 #[derive(Default, Deserialize)]
@@ -121,32 +107,17 @@ pub fn encode_batch(trigger: &str, runner: &str, records: &[Pending]) -> Vec<u8>
         .iter()
         .map(|p| {
             let r = &p.record;
-            let (key, key_base64) = match r.key.is_empty() {
-                true => (None, None),
-                false => {
-                    let k = JsonBytes::new(&r.key);
-                    (Some(k.text), k.base64)
-                }
-            };
-            let v = JsonBytes::new(&r.value);
             WireRecord {
                 id: record_id(r),
                 topic: &r.topic,
-                partition: r.partition,
-                offset: r.offset,
-                key,
-                key_base64,
-                value: v.text,
-                value_base64: v.base64,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(k, v)| WireHeader {
-                        key: k.clone(),
-                        value: String::from_utf8_lossy(v).into_owned(),
-                    })
-                    .collect(),
-                timestamp_ms: r.timestamp_ms,
+                record: RecordJson::new(
+                    r.partition,
+                    r.offset,
+                    r.timestamp_ms,
+                    &r.key,
+                    &r.value,
+                    r.headers.iter().map(|(k, v)| (k.as_str(), v.as_ref())),
+                ),
                 attempt: p.attempts + 1,
             }
         })

@@ -210,7 +210,7 @@ pub async fn run(
     let mut last_status = tokio::time::Instant::now();
     tokio::pin!(shutdown);
     loop {
-        match list_triggers(&conn).await {
+        match crate::cli::trigger::list(&conn, Duration::from_secs(5)).await {
             Ok(triggers) => {
                 let wanted: BTreeMap<String, Settings> = triggers
                     .iter()
@@ -280,23 +280,6 @@ pub async fn run(
 async fn stop(r: Running) {
     let _ = r.stop.send(true);
     let _ = r.task.await;
-}
-
-async fn list_triggers(conn: &Connection) -> Result<Vec<pb::Trigger>, Error> {
-    use crate::connection::CallKind;
-    use pb::triggers_client::TriggersClient;
-    conn.call_leader(
-        CallKind::AnyBroker,
-        Duration::from_secs(5),
-        |ch| async move {
-            TriggersClient::new(ch)
-                .list_triggers(pb::ListTriggersRequest {})
-                .await
-        },
-    )
-    .await
-    .map(|r| r.triggers)
-    .map_err(|e| e.with_what("list triggers"))
 }
 
 /// Creates [`STATUS_TOPIC`] if it is missing (one partition, records kept a day).

@@ -185,17 +185,8 @@ async fn call_with_retries(
         failed_for_good.extend(out);
         left = again;
         if !left.is_empty() {
-            let exp = left
-                .iter()
-                .map(|p| p.attempts)
-                .max()
-                .unwrap_or(1)
-                .clamp(1, 16);
-            let wait = s
-                .policy
-                .backoff
-                .saturating_mul(1 << (exp - 1))
-                .min(s.policy.backoff_max);
+            let attempt = left.iter().map(|p| p.attempts).max().unwrap_or(1);
+            let wait = s.policy.backoff_ceiling(attempt.max(1));
             tokio::time::sleep(wait).await;
         }
     }

@@ -37,6 +37,16 @@ pub struct RetryPolicy {
     pub bisect: bool,
 }
 
+impl RetryPolicy {
+    /// The longest backoff before retry `attempt` (from 1): base·2^(attempt-1), capped.
+    pub fn backoff_ceiling(&self, attempt: u32) -> Duration {
+        let exp = attempt.saturating_sub(1).min(30);
+        self.backoff
+            .saturating_mul(1u32 << exp)
+            .min(self.backoff_max)
+    }
+}
+
 /// A record the runner holds until it is done.
 #[derive(Clone, Debug)]
 pub struct Pending {
@@ -445,13 +455,7 @@ impl Work {
 
     /// Exponential backoff with full jitter: uniform in (0, min(max, base·2^(attempt-1))].
     fn backoff(&mut self, attempt: u32) -> Duration {
-        let exp = attempt.saturating_sub(1).min(30);
-        let ceiling = self
-            .policy
-            .backoff
-            .saturating_mul(1u32 << exp)
-            .min(self.policy.backoff_max);
-        let ms = ceiling.as_millis().max(1) as u64;
+        let ms = self.policy.backoff_ceiling(attempt).as_millis().max(1) as u64;
         Duration::from_millis(self.rng.random_range(1..=ms))
     }
 

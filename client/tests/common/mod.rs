@@ -173,6 +173,36 @@ pub fn serving_count(brokers: &str) -> u64 {
     json["serving"].as_u64().expect("serving count")
 }
 
+/// Creates `name` (replication 3) through the SDK, which must succeed.
+pub async fn create_topic(client: &paxlog_client::Client, name: &str, partitions: u32) {
+    let request = paxlog_client::cli::topic::CreateTopic {
+        name: name.into(),
+        partitions,
+        replication: 3,
+        config: std::collections::BTreeMap::new(),
+    };
+    client
+        .admin()
+        .create_topic(request)
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+/// Polls `consumer` until `n` records came (panics at the deadline).
+pub async fn read_n(
+    consumer: &mut paxlog_client::Consumer,
+    n: usize,
+) -> Vec<paxlog_client::ConsumedRecord> {
+    let deadline = Instant::now() + DEADLINE;
+    let mut out = Vec::new();
+    while out.len() < n {
+        assert!(Instant::now() < deadline, "read only {} of {n}", out.len());
+        let polled = consumer.poll(Duration::from_millis(200)).await;
+        out.extend(polled.expect("poll"));
+    }
+    out
+}
+
 /// Runs `paxlog ARGS` to completion with `stdin` as its input.
 pub fn run_paxlog(args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
