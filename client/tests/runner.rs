@@ -521,8 +521,8 @@ async fn a_runner_killed_mid_batch_is_replaced_and_nothing_is_skipped() {
     assert!(g.members.is_empty(), "b left the group: {g:?}\n{}", b.log());
 }
 
-/// The runner's gauge `paxlog_trigger_concurrency{trigger=...}`.
-async fn concurrency_gauge(port: u16, trigger: &str) -> Option<u64> {
+/// One series of the runner's `/metrics`, e.g. `paxlog_trigger_concurrency{trigger="t"}`.
+async fn metric(port: u16, series: &str) -> Option<f64> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
@@ -532,9 +532,15 @@ async fn concurrency_gauge(port: u16, trigger: &str) -> Option<u64> {
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).await.ok()?;
-    let needle = format!("paxlog_trigger_concurrency{{trigger=\"{trigger}\"}} ");
+    let needle = format!("{series} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&needle)?.trim().parse().ok())
+}
+
+/// The runner's concurrency target for `trigger`.
+async fn concurrency_gauge(port: u16, trigger: &str) -> Option<u64> {
+    let series = format!("paxlog_trigger_concurrency{{trigger=\"{trigger}\"}}");
+    metric(port, &series).await.map(|v| v as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,11 +596,35 @@ async fn concurrency_rises_with_load_and_falls_when_it_stops() {
     while Instant::now() < deadline {
         last = concurrency_gauge(port, "work").await;
         if last.is_some_and(|n| n <= 2) {
-            return;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("concurrency did not fall back after the load stopped: {last:?}");
+    assert!(
+        last.is_some_and(|n| n <= 2),
+        "concurrency did not fall back after the load stopped: {last:?}"
+    );
+    // What an operator graphs: one call per record (batch size 1), all processed, no lag.
+    let sent = f64::from(sent);
+    let m = |name: &str| format!("paxlog_trigger_{name}{{trigger=\"work\"}}");
+    let ok = metric(
+        port,
+        "paxlog_trigger_invocations_total{trigger=\"work\",outcome=\"ok\"}",
+    )
+    .await;
+    assert!(
+        ok.is_some_and(|n| n >= sent),
+        "{ok:?} invocations for {sent}"
+    );
+    let calls = metric(port, &m("duration_seconds_count")).await;
+    assert!(calls.is_some_and(|n| n >= sent), "{calls:?} timed calls");
+    let done = metric(port, &m("records_done_total")).await;
+    assert!(done.is_some_and(|n| n >= sent), "{done:?} records done");
+    let deadline = Instant::now() + DEADLINE;
+    while metric(port, &m("lag_records")).await != Some(0.0) {
+        assert!(Instant::now() < deadline, "lag_records never reached 0");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn wordcount_bin() -> std::path::PathBuf {
