@@ -275,6 +275,21 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// SIGSTOP (`pause = true`) or SIGCONT of node `id` (for fault injection): a paused
+    /// broker holds its connections open and answers nothing, like a stalled machine.
+    pub fn pause(&mut self, id: u64, pause: bool) -> Result<(), Error> {
+        let node = self.node_mut(id)?;
+        let pid = node
+            .child
+            .id()
+            .and_then(|pid| Pid::from_raw(i32::try_from(pid).ok()?))
+            .ok_or_else(|| Error::InvalidArgument(format!("node {id} is not running")))?;
+        let signal = if pause { Signal::STOP } else { Signal::CONT };
+        kill_process(pid, signal).map_err(|e| {
+            Error::InvalidArgument(format!("cannot signal node {id} ({signal:?}): {e}"))
+        })
+    }
+
     /// Starts node `id` again on its data (after [`LocalCluster::kill`]).
     pub fn restart(&mut self, id: u64) -> Result<(), Error> {
         let (binary, peers) = (self.broker_bin.clone(), self.peers.clone());

@@ -1,0 +1,65 @@
+//! CI's short harness runs: for a few seeds, a fresh three-node cluster, the queue workload
+//! (two idempotent producers, two group consumers committing and crashing), a seeded mix of
+//! kill -9 and SIGSTOP faults (one node, a minority, a majority, all), the final read and
+//! the checker: no anomaly of any kind, with enough acknowledged writes and faults for that
+//! to mean something. Longer runs: `paxlog-jepsen run` (see the README).
+
+use paxlog_jepsen::run::{Nemesis, RunConfig, run};
+use std::net::TcpListener;
+use std::time::Duration;
+
+/// A base port P with P..P+2 and P+2000..P+2002 free, below the ephemeral range.
+fn free_base_port(salt: u32) -> u16 {
+    let start = 12_000 + ((std::process::id() + salt * 997) % 2_000) as u16 * 3;
+    (0..2_000u16)
+        .map(|i| start.wrapping_add(i * 3) % 18_000 + 10_000)
+        .find(|&base| {
+            (0..3).all(|i| {
+                TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                    && TcpListener::bind(("127.0.0.1", base + 2_000 + i)).is_ok()
+            })
+        })
+        .expect("free ports")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_runs_under_kill_and_pause_find_no_anomalies() {
+    let exe = std::env::current_exe().expect("test binary");
+    let broker_bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|debug| debug.join("paxlog-broker"))
+        .filter(|p| p.is_file())
+        .expect("paxlog-broker is built by `cargo test --workspace`");
+    for seed in [1, 2] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = RunConfig {
+            nodes: 3,
+            time: Duration::from_secs(20),
+            nemesis: vec![Nemesis::Kill, Nemesis::Pause],
+            seed,
+            dir: dir.path().to_path_buf(),
+            broker_bin: broker_bin.clone(),
+            base_port: free_base_port(seed as u32),
+        };
+        let report = run(&cfg)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        eprint!("{}", report.to_text());
+        assert!(report.clean(), "seed {seed}:\n{}", report.to_text());
+        assert!(
+            report.sends_ok >= 100,
+            "seed {seed}: too few writes to mean anything"
+        );
+        assert!(
+            !report.faults.is_empty(),
+            "seed {seed}: no fault was injected"
+        );
+        assert!(
+            report.polls > 0 && report.commits_ok > 0,
+            "seed {seed}: consumers idle"
+        );
+        let history = std::fs::read_to_string(dir.path().join("history.jsonl")).expect("history");
+        assert!(history.lines().count() > report.sends_ok);
+    }
+}
