@@ -49,6 +49,8 @@ pub struct ClusterSpec {
     pub data: PathBuf,
     /// The `paxlog-broker` executable.
     pub broker_bin: PathBuf,
+    /// Extra environment of every broker process (e.g. the harness's planted bug).
+    pub env: Vec<(String, String)>,
 }
 
 /// One node of a [`ClusterSpec`].
@@ -86,6 +88,7 @@ impl ClusterSpec {
             metrics_base_port,
             data,
             broker_bin,
+            env: Vec::new(),
         }
         .validated()
     }
@@ -189,6 +192,7 @@ pub struct LocalCluster {
     /// The broker executable and the peers argument, to restart a node.
     broker_bin: PathBuf,
     peers: String,
+    env: Vec<(String, String)>,
 }
 
 impl LocalCluster {
@@ -205,9 +209,10 @@ impl LocalCluster {
             nodes: Vec::new(),
             broker_bin: spec.broker_bin.clone(),
             peers: peers.clone(),
+            env: spec.env.clone(),
         };
         for node in spec.node_specs() {
-            match spawn(&spec.broker_bin, &node, &peers) {
+            match spawn(&spec.broker_bin, &node, &peers, &spec.env) {
                 Ok(child) => cluster.nodes.push(Node { spec: node, child }),
                 Err(err) => {
                     // Best effort: the spawn error is the one to report.
@@ -292,9 +297,13 @@ impl LocalCluster {
 
     /// Starts node `id` again on its data (after [`LocalCluster::kill`]).
     pub fn restart(&mut self, id: u64) -> Result<(), Error> {
-        let (binary, peers) = (self.broker_bin.clone(), self.peers.clone());
+        let (binary, peers, env) = (
+            self.broker_bin.clone(),
+            self.peers.clone(),
+            self.env.clone(),
+        );
         let node = self.node_mut(id)?;
-        node.child = spawn(&binary, &node.spec, &peers)?;
+        node.child = spawn(&binary, &node.spec, &peers, &env)?;
         Ok(())
     }
 
@@ -372,7 +381,12 @@ impl LocalCluster {
     }
 }
 
-fn spawn(binary: &Path, node: &NodeSpec, peers: &str) -> Result<Child, Error> {
+fn spawn(
+    binary: &Path,
+    node: &NodeSpec,
+    peers: &str,
+    env: &[(String, String)],
+) -> Result<Child, Error> {
     let log_error = |source| Error::Io {
         action: "open node log",
         path: node.log.clone(),
@@ -393,6 +407,7 @@ fn spawn(binary: &Path, node: &NodeSpec, peers: &str) -> Result<Child, Error> {
         .arg(format!("--metrics={}", node.metrics))
         .arg(format!("--peers={peers}"))
         .arg(format!("--data-dir={}", node.data_dir.display()))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(stderr)

@@ -35,6 +35,11 @@ pub struct Config {
     /// safe repair needs the highest promised ballot and accepted slot from a majority. The
     /// broker never sets it: a replica with corrupt data stops serving its partition instead.
     pub repairing: bool,
+    /// **A planted bug, for the fault-injection harness only**: a new leader ignores the
+    /// values its phase-1 quorum accepted and fills every undecided slot with a no-op, so
+    /// values decided under the previous leader can be overwritten. The harness
+    /// (`paxlog-jepsen`) must catch it as lost or inconsistent writes. Never set otherwise.
+    pub planted_skip_recovery: bool,
 }
 
 impl Default for Config {
@@ -50,6 +55,7 @@ impl Default for Config {
             max_batch_entries: 256,
             seed: 0,
             repairing: false,
+            planted_skip_recovery: false,
         }
     }
 }

@@ -13,11 +13,13 @@
 //! Here so far: the [`history`] format (JSON lines of invoke/ok/fail/info operations), the
 //! [`checker`] (one invariant per file, validated on hand-made histories), and [`run`]: a
 //! loopback cluster, the queue workload (producers, group consumers with commits and
-//! crashes), a seeded kill/pause nemesis, a final read and a text/JSON report
-//! (`paxlog-jepsen run`). Network namespaces (partitions, netem), disk faults and the HTML
-//! report come next; meanwhile `broker/tests/cluster/` corrupts real brokers' data and
-//! `consensus/tests/simulation.rs` checks the protocol under simulated network faults.
+//! crashes), a seeded kill/pause nemesis, a final read, and a report as text, JSON and an
+//! HTML page with SVG plots ([`html`]); `paxlog-jepsen run` drives it. Network namespaces
+//! (partitions, netem) and disk faults come next; meanwhile `broker/tests/cluster/`
+//! corrupts real brokers' data and `consensus/tests/simulation.rs` checks the protocol
+//! under simulated network faults.
 
 pub mod checker;
 pub mod history;
+pub mod html;
 pub mod run;

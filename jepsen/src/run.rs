@@ -8,7 +8,8 @@
 //!   nemesis: fault (kill / pause of one, a minority, a majority,    │
 //!            all) for 1-3 s, heal, quiet 2-4 s, seeded               │
 //!   end: heal everything, final read of every partition from 0  ───┘
-//!   checker ─▶ report (counts, anomalies, fault windows, unavailability, latency)
+//!   checker ─▶ report (counts, anomalies, fault windows, unavailability, latency):
+//!              text, JSON, HTML with SVG plots
 //! ```
 //!
 //! Faults here are made with signals on processes on loopback; network partitions and
@@ -74,6 +75,9 @@ pub struct RunConfig {
     pub broker_bin: PathBuf,
     /// First gRPC port (N consecutive ports, and the same + 2000 for metrics).
     pub base_port: u16,
+    /// A bug to plant in the brokers (`PAXLOG_PLANTED_BUG`, e.g. `skip-recovery`), to show
+    /// that the harness catches it; `None` for real runs.
+    pub planted_bug: Option<String>,
 }
 
 /// A fault as applied.
@@ -200,15 +204,19 @@ impl Recorder {
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
-/// Runs the harness; writes history.jsonl, report.txt and report.json to `cfg.dir`.
+/// Runs the harness; writes history.jsonl, report.txt, report.json and report.html to
+/// `cfg.dir`.
 pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     std::fs::create_dir_all(&cfg.dir)?;
-    let spec = ClusterSpec::new(
+    let mut spec = ClusterSpec::new(
         cfg.nodes,
         cfg.base_port,
         cfg.dir.join("data"),
         cfg.broker_bin.clone(),
     )?;
+    if let Some(bug) = &cfg.planted_bug {
+        spec.env.push(("PAXLOG_PLANTED_BUG".into(), bug.clone()));
+    }
     let mut cluster = LocalCluster::start(&spec).await?;
     cluster.wait_ready(DEADLINE).await?;
     let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.spec.grpc.clone()).collect();
@@ -264,6 +272,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     history.write(&mut out)?;
     let report = report(cfg, &history, checker::check(&history), faults);
     std::fs::write(cfg.dir.join("report.txt"), report.to_text())?;
+    std::fs::write(
+        cfg.dir.join("report.html"),
+        crate::html::page(&report, &history),
+    )?;
     std::fs::write(
         cfg.dir.join("report.json"),
         serde_json::to_string_pretty(&report)?,

@@ -32,6 +32,9 @@ pub struct DriverConfig {
     pub retention_check_ticks: u64,
     /// Where the driver reports commits, leaders and offsets.
     pub metrics: Arc<NodeMetrics>,
+    /// The harness's planted consensus bug (`PAXLOG_PLANTED_BUG=skip-recovery`); see
+    /// `ReplicaConfig::planted_skip_recovery`. Off unless that variable says so.
+    pub planted_skip_recovery: bool,
 }
 
 impl DriverConfig {
@@ -43,6 +46,7 @@ impl DriverConfig {
             tick: Duration::from_millis(10),
             retention_check_ticks: 100,
             metrics: Arc::new(NodeMetrics::unregistered()),
+            planted_skip_recovery: planted_bug() == Some(PLANTED_SKIP_RECOVERY),
         }
     }
 
@@ -61,6 +65,29 @@ impl DriverConfig {
             max_batch_entries: 256,
             seed: self.node.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ group,
             repairing: false,
+            planted_skip_recovery: self.planted_skip_recovery,
+        }
+    }
+}
+
+/// The environment variable that plants a bug for the fault-injection harness.
+pub const PLANTED_BUG_ENV: &str = "PAXLOG_PLANTED_BUG";
+/// Its one value: new leaders skip phase-1 value recovery.
+pub const PLANTED_SKIP_RECOVERY: &str = "skip-recovery";
+
+/// The planted bug this process was asked for, loudly.
+fn planted_bug() -> Option<&'static str> {
+    let wanted = std::env::var(PLANTED_BUG_ENV).ok()?;
+    match wanted.as_str() {
+        PLANTED_SKIP_RECOVERY => {
+            tracing::error!(
+                "{PLANTED_BUG_ENV}={wanted}: this broker runs with a PLANTED CONSENSUS BUG for the fault-injection harness; it loses acknowledged writes"
+            );
+            Some(PLANTED_SKIP_RECOVERY)
+        }
+        other => {
+            tracing::warn!("{PLANTED_BUG_ENV}={other:?} is not a known planted bug; ignored");
+            None
         }
     }
 }

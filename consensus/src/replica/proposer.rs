@@ -171,6 +171,9 @@ impl<S: Storage> Replica<S> {
             .copied()
             .unwrap_or(known)
             .max(known);
+        if self.config.planted_skip_recovery {
+            chosen.clear();
+        }
         let peers = self
             .peers()
             .into_iter()

@@ -154,6 +154,7 @@ impl Cluster {
                     max_batch_entries: params.max_batch as usize,
                     seed: rng.random(),
                     repairing: false,
+                    planted_skip_recovery: false,
                 })
             })
             .collect();

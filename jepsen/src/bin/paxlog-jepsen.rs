@@ -45,6 +45,10 @@ struct RunArgs {
     /// The paxlog-broker executable [default: next to this one].
     #[arg(long)]
     broker_bin: Option<PathBuf>,
+    /// Plant a bug in the brokers to see the harness catch it: skip-recovery (new leaders
+    /// ignore the values their phase-1 quorum accepted).
+    #[arg(long, value_name = "BUG")]
+    planted_bug: Option<String>,
 }
 
 #[tokio::main]
@@ -67,6 +71,7 @@ async fn main() -> ExitCode {
             .unwrap_or_else(|| PathBuf::from(format!("jepsen-runs/seed-{}", args.seed))),
         broker_bin,
         base_port: args.base_port,
+        planted_bug: args.planted_bug,
     };
     match run(&cfg).await {
         Ok(report) => {
