@@ -79,6 +79,9 @@ pub struct OpValue {
     /// Commit: the consumer group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Poll: read from this replica's log only (the end-of-run replica comparison).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
 }
 
 /// One history entry.

@@ -7,7 +7,8 @@
 //!   consumers ×2: group "jepsen" subscribe, polls, commits, crashes ├─▶ history
 //!   nemesis: fault (kill / pause of one, a minority, a majority,    │
 //!            all) for 1-3 s, heal, quiet 2-4 s, seeded               │
-//!   end: heal everything, final read of every partition from 0  ───┘
+//!   end: heal everything, final read of every partition from 0  ───┤
+//!        and each replica's own log of each partition             ───┘
 //!   checker ─▶ report (counts, anomalies, fault windows, unavailability, latency):
 //!              text, JSON, HTML with SVG plots
 //! ```
@@ -263,6 +264,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     }
     cluster.wait_ready(DEADLINE).await?;
     final_read(&client, &rec).await?;
+    replica_reads(&client, &rec).await?;
     let _ = cluster.stop().await;
 
     let history = History {
@@ -471,6 +473,58 @@ async fn final_read(client: &Client, rec: &Recorder) -> Result<(), Failure> {
             ..OpValue::default()
         };
         rec.record(100, OpType::Ok, Function::Poll, value);
+    }
+    Ok(())
+}
+
+/// Reads each replica's own log of every partition (as process 200 + node), so the
+/// checker can compare the replicas' decided logs directly.
+async fn replica_reads(client: &Client, rec: &Recorder) -> Result<(), Failure> {
+    use paxlog_proto::v1::{FetchRequest, consumer_client::ConsumerClient};
+    let conn = client.connection();
+    let meta = conn.metadata(DEADLINE).await?;
+    let topic = meta.topics.get(TOPIC).ok_or("no metadata for the topic")?;
+    for p in &topic.partitions {
+        for node in &p.replicas {
+            let address = meta
+                .brokers
+                .get(node)
+                .ok_or("a replica without an address")?;
+            let mut replica = ConsumerClient::new(conn.channel(address)?);
+            let mut records = Vec::new();
+            let mut offset = 0;
+            loop {
+                let request = FetchRequest {
+                    topic: TOPIC.into(),
+                    partition: p.partition,
+                    offset,
+                    max_wait_ms: 0,
+                    min_bytes: 0,
+                    max_bytes: 1 << 20,
+                };
+                let response = replica.fetch(request).await?.into_inner();
+                let Some(last) = response.records.last() else {
+                    break;
+                };
+                offset = last.offset + 1;
+                records.extend(response.records.iter().map(|r| {
+                    Polled {
+                        partition: p.partition,
+                        offset: r.offset,
+                        value: String::from_utf8_lossy(&r.record.clone().unwrap_or_default().value)
+                            .into_owned(),
+                    }
+                }));
+            }
+            let process = 200 + node;
+            rec.record(process, OpType::Ok, Function::Assign, OpValue::default());
+            let value = OpValue {
+                records,
+                node: Some(*node),
+                ..OpValue::default()
+            };
+            rec.record(process, OpType::Ok, Function::Poll, value);
+        }
     }
     Ok(())
 }

@@ -10,7 +10,8 @@
 //!     ├─ nonmonotonic_poll     a consumer's reads going backwards in a partition
 //!     ├─ poll_skip             a consumer jumped over records that exist
 //!     ├─ aborted_read          a failed send was read
-//!     └─ commit_backwards      a group's committed offset went backwards
+//!     ├─ commit_backwards      a group's committed offset went backwards
+//!     └─ replicas_diverge      two replicas' decided logs differ at an offset
 //! ```
 //!
 //! A send whose outcome is unknown (`info`) is neither lost nor failed: it may appear
@@ -24,6 +25,7 @@ mod lost;
 mod nonmonotonic_poll;
 mod nonmonotonic_send;
 mod poll_skip;
+mod replicas_diverge;
 mod unseen;
 
 #[cfg(test)]
@@ -135,6 +137,7 @@ pub fn check(history: &History) -> Vec<Violation> {
     poll_skip::check(&ix, &mut out);
     aborted_read::check(&ix, &mut out);
     commit_backwards::check(&ix, &mut out);
+    replicas_diverge::check(&ix, &mut out);
     out
 }
 

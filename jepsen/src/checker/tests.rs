@@ -68,6 +68,23 @@ impl Builder {
         self.push(process, OpType::Ok, Function::Poll, v)
     }
 
+    /// Node `node`'s own log of partition 0, read at the end.
+    fn replica(&mut self, node: u64, records: &[(u32, u64, &str)]) -> &mut Self {
+        let v = OpValue {
+            records: records
+                .iter()
+                .map(|(p, o, v)| Polled {
+                    partition: *p,
+                    offset: *o,
+                    value: (*v).to_owned(),
+                })
+                .collect(),
+            node: Some(node),
+            ..OpValue::default()
+        };
+        self.push(200 + node, OpType::Ok, Function::Poll, v)
+    }
+
     fn assigned(&mut self, process: u64) -> &mut Self {
         self.push(process, OpType::Ok, Function::Assign, OpValue::default())
     }
@@ -182,4 +199,17 @@ fn each_anomaly_is_flagged_by_its_invariant() {
     let mut b = clean();
     b.committed(9, &[(0, 1)]);
     assert_eq!(b.invariants(), ["commit_backwards"]);
+
+    // Replicas diverge: node 2's log holds another value at 0/2 (also an inconsistent
+    // offset for the clients' view), while identical replica logs are fine.
+    let mut b = clean();
+    b.replica(1, &[(0, 0, "1-0"), (0, 1, "1-1"), (0, 2, "1-2")])
+        .replica(2, &[(0, 0, "1-0"), (0, 1, "1-1"), (0, 2, "1-2")]);
+    assert_eq!(b.invariants(), Vec::<&str>::new());
+    b.replica(3, &[(0, 0, "1-0"), (0, 1, "1-1"), (0, 2, "x")]);
+    assert!(
+        b.invariants().contains(&"replicas_diverge"),
+        "{:?}",
+        b.invariants()
+    );
 }
