@@ -51,6 +51,12 @@ pub struct ClusterSpec {
     pub broker_bin: PathBuf,
     /// Extra environment of every broker process (e.g. the harness's planted bug).
     pub env: Vec<(String, String)>,
+    /// Node `n`'s IP address at index `n - 1` (the fault-injection harness gives each node
+    /// its own network namespace); missing entries mean 127.0.0.1.
+    pub hosts: Vec<String>,
+    /// Node `n`'s command prefix at index `n - 1` (e.g. `ip netns exec NS`); missing
+    /// entries mean none.
+    pub launchers: Vec<Vec<String>>,
 }
 
 /// One node of a [`ClusterSpec`].
@@ -58,10 +64,12 @@ pub struct ClusterSpec {
 pub struct NodeSpec {
     /// Node id, from 1.
     pub id: u64,
-    /// gRPC address, `127.0.0.1:port`.
+    /// gRPC address, `host:port` (127.0.0.1 unless [`ClusterSpec::hosts`] says otherwise).
     pub grpc: String,
-    /// Metrics address, `127.0.0.1:port`.
+    /// Metrics address, `host:port`.
     pub metrics: String,
+    /// Command prefix the broker is started with (empty: none).
+    pub launcher: Vec<String>,
     /// RocksDB directory.
     pub data_dir: PathBuf,
     /// Where the node's stdout and stderr go (appended across runs).
@@ -89,6 +97,8 @@ impl ClusterSpec {
             data,
             broker_bin,
             env: Vec::new(),
+            hosts: Vec::new(),
+            launchers: Vec::new(),
         }
         .validated()
     }
@@ -129,12 +139,23 @@ impl ClusterSpec {
         (1..=self.nodes)
             .map(|n| NodeSpec {
                 id: u64::from(n),
-                grpc: format!("127.0.0.1:{}", self.base_port + n - 1),
-                metrics: format!("127.0.0.1:{}", self.metrics_base_port + n - 1),
+                grpc: format!("{}:{}", self.host(n), self.base_port + n - 1),
+                metrics: format!("{}:{}", self.host(n), self.metrics_base_port + n - 1),
+                launcher: self
+                    .launchers
+                    .get(usize::from(n) - 1)
+                    .cloned()
+                    .unwrap_or_default(),
                 data_dir: self.data.join(format!("node-{n}")),
                 log: self.data.join(format!("node-{n}.log")),
             })
             .collect()
+    }
+
+    fn host(&self, n: u16) -> &str {
+        self.hosts
+            .get(usize::from(n) - 1)
+            .map_or("127.0.0.1", String::as_str)
     }
 
     /// The `--peers` value every node gets: all nodes, `1=127.0.0.1:7001,2=...`.
@@ -400,7 +421,14 @@ fn spawn(
     // Runs append to one log; the marker shows where each run starts.
     writeln!(log, "--- paxlog cluster up: starting node {} ---", node.id).map_err(log_error)?;
     let stderr: File = log.try_clone().map_err(log_error)?;
-    let mut command = Command::new(binary);
+    let mut command = match node.launcher.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     command
         .arg(format!("--id={}", node.id))
         .arg(format!("--listen={}", node.grpc))

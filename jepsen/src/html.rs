@@ -1,5 +1,5 @@
 //! The run report as one HTML page with SVG plots: send latency and acknowledged sends per
-//! second over time, fault windows shaded (kill red, pause amber), then the text report.
+//! second over time, fault windows shaded by kind, then the text report.
 //! No scripts and no external files: the page opens anywhere.
 
 use crate::history::{Function, History, OpType};
@@ -89,7 +89,7 @@ pub fn page(report: &Report, history: &History) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>paxlog-jepsen seed {}</title></head>\
          <body style=\"font-family:sans-serif\"><h1>paxlog-jepsen run, seed {}</h1>{verdict}\
-         <p>Shaded: kill (red), pause (amber).</p>{svg_latency}{svg_rate}<pre>{}</pre></body></html>\n",
+         <p>Shaded: kill (red), pause (amber), partition (blue), netem (purple).</p>{svg_latency}{svg_rate}<pre>{}</pre></body></html>\n",
         report.seed,
         report.seed,
         escape(&report.to_text())
@@ -134,6 +134,8 @@ fn frame(report: &Report, end_s: f64, title: &str) -> String {
         let color = match f.kind {
             Nemesis::Kill => "#e74c3c",
             Nemesis::Pause => "#f39c12",
+            Nemesis::Partition => "#2980b9",
+            Nemesis::Netem => "#8e44ad",
         };
         let _ = write!(
             s,

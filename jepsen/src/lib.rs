@@ -22,4 +22,5 @@
 pub mod checker;
 pub mod history;
 pub mod html;
+pub mod net;
 pub mod run;

@@ -13,8 +13,9 @@
 //!              text, JSON, HTML with SVG plots
 //! ```
 //!
-//! Faults here are made with signals on processes on loopback; network partitions and
-//! latency need network namespaces and are not part of this module yet.
+//! Kill and pause are signals to broker processes; with `network` (root), each broker runs
+//! in its own network namespace ([`crate::net`]) and partitions (link down) and netem
+//! (delay, loss, duplication, reordering) are made by the kernel.
 
 use crate::checker::{self, Violation};
 use crate::history::{Function, History, Op, OpType, OpValue, Polled};
@@ -44,6 +45,17 @@ pub enum Nemesis {
     Kill,
     /// SIGSTOP of one node or a minority, then SIGCONT.
     Pause,
+    /// Network partition: one node or a minority cut off (link down in its namespace).
+    Partition,
+    /// tc netem on one node, a minority or all: delay, loss, duplication or reordering.
+    Netem,
+}
+
+impl Nemesis {
+    /// Whether the fault needs network namespaces.
+    pub fn needs_net(self) -> bool {
+        matches!(self, Nemesis::Partition | Nemesis::Netem)
+    }
 }
 
 impl std::str::FromStr for Nemesis {
@@ -52,8 +64,10 @@ impl std::str::FromStr for Nemesis {
         match s {
             "kill" => Ok(Nemesis::Kill),
             "pause" => Ok(Nemesis::Pause),
+            "partition" => Ok(Nemesis::Partition),
+            "netem" => Ok(Nemesis::Netem),
             other => Err(format!(
-                "unknown nemesis {other:?}: this build has kill and pause (partitions, netem and disk faults need network namespaces; not built yet)"
+                "unknown nemesis {other:?}: use kill, pause, partition or netem"
             )),
         }
     }
@@ -76,6 +90,9 @@ pub struct RunConfig {
     pub broker_bin: PathBuf,
     /// First gRPC port (N consecutive ports, and the same + 2000 for metrics).
     pub base_port: u16,
+    /// Give each broker its own network namespace (needs root): required by the partition
+    /// and netem faults; without it brokers share loopback.
+    pub network: bool,
     /// A bug to plant in the brokers (`PAXLOG_PLANTED_BUG`, e.g. `skip-recovery`), to show
     /// that the harness catches it; `None` for real runs.
     pub planted_bug: Option<String>,
@@ -84,8 +101,10 @@ pub struct RunConfig {
 /// A fault as applied.
 #[derive(Clone, Debug, Serialize)]
 pub struct FaultWindow {
-    /// `kill` or `pause`.
+    /// The fault kind.
     pub kind: Nemesis,
+    /// For netem, its settings.
+    pub detail: String,
     /// The nodes.
     pub nodes: Vec<u64>,
     /// Seconds since the start when it began.
@@ -165,8 +184,8 @@ impl Report {
         t.push_str(&format!("faults ({}):\n", self.faults.len()));
         for f in &self.faults {
             t.push_str(&format!(
-                "  {:>7.2}-{:>7.2} s  {:?} {:?}\n",
-                f.start_s, f.end_s, f.kind, f.nodes
+                "  {:>7.2}-{:>7.2} s  {:?} {:?} {}\n",
+                f.start_s, f.end_s, f.kind, f.nodes, f.detail
             ));
         }
         if self.anomalies.is_empty() {
@@ -218,6 +237,32 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     if let Some(bug) = &cfg.planted_bug {
         spec.env.push(("PAXLOG_PLANTED_BUG".into(), bug.clone()));
     }
+    if cfg.nemesis.iter().any(|n| n.needs_net()) && !cfg.network {
+        return Err(
+            "the partition and netem faults need network namespaces (--network, as root)".into(),
+        );
+    }
+    let ids: Vec<u64> = (1..=u64::from(cfg.nodes)).collect();
+    let net = match cfg.network {
+        true => Some(crate::net::Net::create(
+            (cfg.base_port % 250) as u8 + 1,
+            &ids,
+        )?),
+        false => None,
+    };
+    if let Some(net) = &net
+        && cfg.nemesis.contains(&Nemesis::Netem)
+        && !net.netem_supported(1)
+    {
+        return Err(
+            "netem is not available in this kernel (module sch_netem): drop netem from the nemesis"
+                .into(),
+        );
+    }
+    if let Some(net) = &net {
+        spec.hosts = ids.iter().map(|n| net.ip(*n)).collect();
+        spec.launchers = ids.iter().map(|n| net.launcher(*n)).collect();
+    }
     let mut cluster = LocalCluster::start(&spec).await?;
     cluster.wait_ready(DEADLINE).await?;
     let seeds: Vec<String> = cluster.nodes.iter().map(|n| n.spec.grpc.clone()).collect();
@@ -257,7 +302,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
         )));
     }
 
-    let faults = nemesis(&mut cluster, cfg, &rec).await?;
+    let faults = nemesis(&mut cluster, net.as_ref(), cfg, &rec).await?;
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await?;
@@ -392,6 +437,7 @@ async fn consume(client: Client, rec: Recorder, stop: Arc<AtomicBool>, process: 
 /// Applies seeded faults until `cfg.time` has passed; heals everything at the end.
 async fn nemesis(
     cluster: &mut LocalCluster,
+    net: Option<&crate::net::Net>,
     cfg: &RunConfig,
     rec: &Recorder,
 ) -> Result<Vec<FaultWindow>, Failure> {
@@ -405,12 +451,19 @@ async fn nemesis(
     while Instant::now() + Duration::from_secs(3) < end && !cfg.nemesis.is_empty() {
         let kind = cfg.nemesis[rng.random_range(0..cfg.nemesis.len())];
         let count = match (kind, rng.random_range(0..4)) {
-            (Nemesis::Kill, 3) => n,         // all
-            (Nemesis::Kill, 2) => n / 2 + 1, // a majority
-            (_, 1) => (n - 1) / 2,           // a minority
-            _ => 1,                          // one
+            (Nemesis::Kill | Nemesis::Netem, 3) => n, // all
+            (Nemesis::Kill, 2) => n / 2 + 1,          // a majority
+            (_, 1) => (n - 1) / 2,                    // a minority
+            _ => 1,                                   // one
         }
         .max(1);
+        const NETEM: [&str; 4] = [
+            "delay 50ms 20ms",
+            "loss 20%",
+            "duplicate 25%",
+            "delay 20ms reorder 30% 50%",
+        ];
+        let netem = NETEM[rng.random_range(0..NETEM.len())];
         let mut pool = ids.clone();
         let mut victims = Vec::new();
         for _ in 0..count {
@@ -419,20 +472,30 @@ async fn nemesis(
         victims.sort_unstable();
         let start_s = rec.start.elapsed().as_secs_f64();
         for id in &victims {
-            match kind {
-                Nemesis::Kill => cluster.kill(*id).await?,
-                Nemesis::Pause => cluster.pause(*id, true)?,
+            match (kind, net) {
+                (Nemesis::Kill, _) => cluster.kill(*id).await?,
+                (Nemesis::Pause, _) => cluster.pause(*id, true)?,
+                (Nemesis::Partition, Some(net)) => net.isolate(*id, true)?,
+                (Nemesis::Netem, Some(net)) => net.netem(*id, Some(netem))?,
+                (_, None) => {}
             }
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..3_000))).await;
         for id in &victims {
-            match kind {
-                Nemesis::Kill => cluster.restart(*id)?,
-                Nemesis::Pause => cluster.pause(*id, false)?,
+            match (kind, net) {
+                (Nemesis::Kill, _) => cluster.restart(*id)?,
+                (Nemesis::Pause, _) => cluster.pause(*id, false)?,
+                (Nemesis::Partition, Some(net)) => net.isolate(*id, false)?,
+                (Nemesis::Netem, Some(net)) => net.netem(*id, None)?,
+                (_, None) => {}
             }
         }
         windows.push(FaultWindow {
             kind,
+            detail: match kind {
+                Nemesis::Netem => netem.to_owned(),
+                _ => String::new(),
+            },
             nodes: victims,
             start_s,
             end_s: rec.start.elapsed().as_secs_f64(),

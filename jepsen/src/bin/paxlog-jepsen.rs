@@ -29,7 +29,8 @@ struct RunArgs {
     /// Seconds of workload under faults.
     #[arg(long, default_value_t = 60)]
     time: u64,
-    /// Fault kinds to mix, separated by commas: kill, pause.
+    /// Fault kinds to mix, separated by commas: kill, pause, partition, netem (the last two
+    /// need --network).
     #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
     nemesis: Vec<Nemesis>,
     /// Seed of the nemesis's and the workload's random choices.
@@ -49,6 +50,10 @@ struct RunArgs {
     /// ignore the values their phase-1 quorum accepted).
     #[arg(long, value_name = "BUG")]
     planted_bug: Option<String>,
+    /// Run each broker in its own network namespace (needs root; enables partition and
+    /// netem faults).
+    #[arg(long)]
+    network: bool,
 }
 
 #[tokio::main]
@@ -72,6 +77,7 @@ async fn main() -> ExitCode {
         broker_bin,
         base_port: args.base_port,
         planted_bug: args.planted_bug,
+        network: args.network,
     };
     match run(&cfg).await {
         Ok(report) => {
