@@ -285,7 +285,9 @@ impl NodeMetrics {
             topic = %labels.topic,
             ballot = tracing::field::Empty,
         );
-        ReplicaObserver::new(self.clone(), labels, span)
+        let mut obs = ReplicaObserver::new(self.clone(), labels, span);
+        obs.span_ids = Some((node, group));
+        obs
     }
 
     /// A publish answered: `outcome` is `ok` or an error code.

@@ -48,6 +48,8 @@ pub struct ReplicaObserver {
     /// The ballot of the last leadership counted, and the one recorded on the span.
     leadership: Option<Ballot>,
     span_ballot: Option<Ballot>,
+    /// Node and group the span names (none for a detached observer).
+    pub(super) span_ids: Option<(NodeId, u64)>,
 }
 
 impl Default for ReplicaObserver {
@@ -77,6 +79,7 @@ impl ReplicaObserver {
             followers: Vec::new(),
             leadership: None,
             span_ballot: None,
+            span_ids: None,
             span,
             labels,
             metrics,
@@ -98,8 +101,18 @@ impl ReplicaObserver {
         }
         if self.span_ballot != Some(change.ballot) {
             self.span_ballot = Some(change.ballot);
-            self.span
-                .record("ballot", tracing::field::display(change.ballot));
+            // A fresh span per ballot: log lines show every value a span field was ever
+            // recorded with, so recording it again would pile up `ballot=` fields.
+            if let Some((node, group)) = self.span_ids {
+                self.span = tracing::info_span!(
+                    parent: None,
+                    "replica",
+                    node,
+                    partition = group,
+                    topic = %self.labels.topic,
+                    ballot = %change.ballot,
+                );
+            }
         }
     }
 
