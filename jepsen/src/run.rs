@@ -302,15 +302,28 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
         )));
     }
 
+    let phase = |name: &str| {
+        eprintln!(
+            "paxlog-jepsen: {:>7.1} s  {name}",
+            rec.start.elapsed().as_secs_f64()
+        )
+    };
+    phase("workload and nemesis running");
     let faults = nemesis(&mut cluster, net.as_ref(), cfg, &rec).await?;
+    phase("nemesis done; stopping the workload");
     stop.store(true, Ordering::SeqCst);
     for t in tasks {
         t.await?;
     }
+    phase("workload stopped; waiting for every broker to serve");
     cluster.wait_ready(DEADLINE).await?;
+    phase("final read");
     final_read(&client, &rec).await?;
+    phase("reading each replica's log");
     replica_reads(&client, &rec).await?;
+    phase("stopping the cluster");
     let _ = cluster.stop().await;
+    phase("checking the history");
 
     let history = History {
         ops: rec.ops.lock().unwrap_or_else(|p| p.into_inner()).clone(),

@@ -19,6 +19,11 @@ struct Cli {
 enum Command {
     /// Start a cluster, run the queue workload under faults, check the history, report.
     Run(RunArgs),
+    /// Check a recorded history (history.jsonl) again and print what the checker finds.
+    Check {
+        /// The history file.
+        history: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,7 +63,10 @@ struct RunArgs {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Run(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Check { history } => return check(&history),
+    };
     let broker_bin = match paxlog_client::cluster::locate_broker_binary(args.broker_bin) {
         Ok(b) => b,
         Err(e) => {
@@ -96,5 +104,34 @@ async fn main() -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let history = std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| paxlog_jepsen::history::History::read(std::io::BufReader::new(f)));
+    let history = match history {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("paxlog-jepsen: cannot read {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = std::time::Instant::now();
+    let violations = paxlog_jepsen::checker::check(&history);
+    println!(
+        "{} operations checked in {:.2?}: {} violations",
+        history.ops.len(),
+        started.elapsed(),
+        violations.len()
+    );
+    for v in violations.iter().take(20) {
+        println!("  {}: {}", v.invariant, v.description);
+    }
+    if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
