@@ -42,6 +42,8 @@ pub enum Function {
     Assign,
     /// A client process crashed and restarted: its positions restart.
     Crash,
+    /// Read a group's committed offsets (`offsets`, `group`).
+    FetchOffsets,
 }
 
 /// One record as a poll returned it.

@@ -189,7 +189,7 @@ impl Report {
             ));
         }
         if self.anomalies.is_empty() {
-            t.push_str("anomalies: none (lost 0, duplicate 0, inconsistent 0, unseen 0, commit regressions 0)\n");
+            t.push_str("anomalies: none (lost 0, duplicate 0, inconsistent 0, unseen 0, commit regressions 0, commits lost 0, replica divergence 0)\n");
         }
         for a in &self.anomalies {
             t.push_str(&format!("ANOMALY {}: {}\n", a.invariant, a.count));
@@ -319,8 +319,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     cluster.wait_ready(DEADLINE).await?;
     phase("final read");
     final_read(&client, &rec).await?;
-    phase("reading each replica's log");
+    phase("reading each replica's log and the group's committed offsets");
     replica_reads(&client, &rec).await?;
+    committed_offsets(&client, &rec).await?;
     phase("stopping the cluster");
     let _ = cluster.stop().await;
     phase("checking the history");
@@ -550,6 +551,23 @@ async fn final_read(client: &Client, rec: &Recorder) -> Result<(), Failure> {
         };
         rec.record(100, OpType::Ok, Function::Poll, value);
     }
+    Ok(())
+}
+
+/// Reads the group's committed offsets back (process 300), for `commit_lost`.
+async fn committed_offsets(client: &Client, rec: &Recorder) -> Result<(), Failure> {
+    let group = client.admin().describe_group("jepsen").await?;
+    let offsets = group
+        .partitions
+        .iter()
+        .filter_map(|p| Some((p.partition, p.committed_offset?)))
+        .collect();
+    let value = OpValue {
+        offsets,
+        group: Some("jepsen".into()),
+        ..OpValue::default()
+    };
+    rec.record(300, OpType::Ok, Function::FetchOffsets, value);
     Ok(())
 }
 

@@ -11,6 +11,7 @@
 //!     ├─ poll_skip             a consumer jumped over records that exist
 //!     ├─ aborted_read          a failed send was read
 //!     ├─ commit_backwards      a group's committed offset went backwards
+//!     ├─ commit_lost           an acknowledged commit is missing when read back
 //!     └─ replicas_diverge      two replicas' decided logs differ at an offset
 //! ```
 //!
@@ -19,6 +20,7 @@
 
 mod aborted_read;
 mod commit_backwards;
+mod commit_lost;
 mod duplicate;
 mod inconsistent_offsets;
 mod lost;
@@ -137,6 +139,7 @@ pub fn check(history: &History) -> Vec<Violation> {
     poll_skip::check(&ix, &mut out);
     aborted_read::check(&ix, &mut out);
     commit_backwards::check(&ix, &mut out);
+    commit_lost::check(&ix, &mut out);
     replicas_diverge::check(&ix, &mut out);
     out
 }

@@ -85,6 +85,16 @@ impl Builder {
         self.push(200 + node, OpType::Ok, Function::Poll, v)
     }
 
+    /// The group's committed offsets as read back at the end.
+    fn fetched_offsets(&mut self, offsets: &[(u32, u64)]) -> &mut Self {
+        let v = OpValue {
+            offsets: offsets.to_vec(),
+            group: Some("g".into()),
+            ..OpValue::default()
+        };
+        self.push(300, OpType::Ok, Function::FetchOffsets, v)
+    }
+
     fn assigned(&mut self, process: u64) -> &mut Self {
         self.push(process, OpType::Ok, Function::Assign, OpValue::default())
     }
@@ -199,6 +209,13 @@ fn each_anomaly_is_flagged_by_its_invariant() {
     let mut b = clean();
     b.committed(9, &[(0, 1)]);
     assert_eq!(b.invariants(), ["commit_backwards"]);
+
+    // Lost commit: the committed offset read back is below an acknowledged commit.
+    let mut b = clean();
+    b.fetched_offsets(&[(0, 3)]);
+    assert_eq!(b.invariants(), Vec::<&str>::new());
+    b.fetched_offsets(&[(0, 2)]);
+    assert_eq!(b.invariants(), ["commit_lost"]);
 
     // Replicas diverge: node 2's log holds another value at 0/2 (also an inconsistent
     // offset for the clients' view), while identical replica logs are fine.
