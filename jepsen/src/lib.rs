@@ -12,14 +12,13 @@
 //!
 //! Here so far: the [`history`] format (JSON lines of invoke/ok/fail/info operations), the
 //! [`checker`] (one invariant per file, validated on hand-made histories), and [`run`]: a
-//! loopback cluster, the queue workload (producers, group consumers with commits and
-//! crashes), a seeded nemesis (kill, pause; partitions and netem in network namespaces,
-//! [`net`]), a final read of every partition, of each replica's own log and of the group's
-//! committed offsets, and a report as text, JSON and an
-//! HTML page with SVG plots ([`html`]); `paxlog-jepsen run` drives it. Network namespaces
-//! (partitions, netem) and disk faults come next; meanwhile `broker/tests/cluster/`
-//! corrupts real brokers' data and `consensus/tests/simulation.rs` checks the protocol
-//! under simulated network faults.
+//! cluster on loopback or in network namespaces ([`net`]), the queue workload (producers,
+//! group consumers with commits and crashes), a seeded nemesis (kill, pause, partitions,
+//! netem), a final read of every partition, of each replica's own log and of the group's
+//! committed offsets, and a report as text, JSON and an HTML page with SVG plots
+//! ([`html`]); `paxlog-jepsen run` drives it. Disk faults and iptables partitions come
+//! next; meanwhile `broker/tests/cluster/` corrupts real brokers' data and
+//! `consensus/tests/simulation.rs` checks the protocol under simulated network faults.
 
 pub mod checker;
 pub mod history;
