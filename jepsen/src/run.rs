@@ -412,17 +412,7 @@ async fn consume(client: Client, rec: Recorder, stop: Arc<AtomicBool>, process: 
             let Ok(records) = polled else {
                 continue;
             };
-            let value = OpValue {
-                records: records
-                    .iter()
-                    .map(|r| Polled {
-                        partition: r.partition,
-                        offset: r.offset,
-                        value: String::from_utf8_lossy(&r.value).into_owned(),
-                    })
-                    .collect(),
-                ..OpValue::default()
-            };
+            let value = poll_value(&records);
             rec.record(process, OpType::Ok, Function::Poll, value);
             if poll % 5 == 4 {
                 let offsets: Vec<(u32, u64)> = assigned
@@ -521,6 +511,21 @@ async fn nemesis(
     Ok(windows)
 }
 
+/// A poll's records as a history value.
+fn poll_value(records: &[paxlog_client::ConsumedRecord]) -> OpValue {
+    OpValue {
+        records: records
+            .iter()
+            .map(|r| Polled {
+                partition: r.partition,
+                offset: r.offset,
+                value: String::from_utf8_lossy(&r.value).into_owned(),
+            })
+            .collect(),
+        ..OpValue::default()
+    }
+}
+
 /// Reads every partition from its start to its end, as process 100.
 async fn final_read(client: &Client, rec: &Recorder) -> Result<(), Failure> {
     let mut consumer = client.consumer(ConsumerConfig::default());
@@ -538,17 +543,7 @@ async fn final_read(client: &Client, rec: &Recorder) -> Result<(), Failure> {
             return Err("the final read did not reach the end of every partition".into());
         }
         let records = consumer.poll(Duration::from_millis(200)).await?;
-        let value = OpValue {
-            records: records
-                .iter()
-                .map(|r| Polled {
-                    partition: r.partition,
-                    offset: r.offset,
-                    value: String::from_utf8_lossy(&r.value).into_owned(),
-                })
-                .collect(),
-            ..OpValue::default()
-        };
+        let value = poll_value(&records);
         rec.record(100, OpType::Ok, Function::Poll, value);
     }
     Ok(())

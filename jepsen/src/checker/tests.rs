@@ -54,14 +54,7 @@ impl Builder {
     /// A poll by `process` returning `(partition, offset, value)`s.
     fn polled(&mut self, process: u64, records: &[(u32, u64, &str)]) -> &mut Self {
         let v = OpValue {
-            records: records
-                .iter()
-                .map(|(p, o, v)| Polled {
-                    partition: *p,
-                    offset: *o,
-                    value: (*v).to_owned(),
-                })
-                .collect(),
+            records: as_polled(records),
             ..OpValue::default()
         };
         self.push(process, OpType::Invoke, Function::Poll, OpValue::default());
@@ -71,14 +64,7 @@ impl Builder {
     /// Node `node`'s own log of partition 0, read at the end.
     fn replica(&mut self, node: u64, records: &[(u32, u64, &str)]) -> &mut Self {
         let v = OpValue {
-            records: records
-                .iter()
-                .map(|(p, o, v)| Polled {
-                    partition: *p,
-                    offset: *o,
-                    value: (*v).to_owned(),
-                })
-                .collect(),
+            records: as_polled(records),
             node: Some(node),
             ..OpValue::default()
         };
@@ -114,6 +100,17 @@ impl Builder {
         };
         check(&history).into_iter().map(|v| v.invariant).collect()
     }
+}
+
+fn as_polled(records: &[(u32, u64, &str)]) -> Vec<Polled> {
+    records
+        .iter()
+        .map(|(p, o, v)| Polled {
+            partition: *p,
+            offset: *o,
+            value: (*v).to_owned(),
+        })
+        .collect()
 }
 
 /// Three sends to partition 0 read back in order by one consumer.
