@@ -149,6 +149,9 @@ pub struct Report {
     pub anomalies: Vec<Anomaly>,
     /// Faults applied.
     pub faults: Vec<FaultWindow>,
+    /// Leaderships of the topic's partitions (distinct partition and ballot with a leader),
+    /// from the brokers' logs.
+    pub leader_changes: usize,
     /// Longest time without an acknowledged send, seconds.
     pub longest_unavailable_s: f64,
     /// Acknowledged send latency percentiles, ms: p50, p99, max.
@@ -166,7 +169,8 @@ impl Report {
         let mut t = format!(
             "paxlog-jepsen run: seed {}  nodes {}  time {:.0} s  nemesis {:?}\n\
              sends: {} ok, {} fail, {} info (unknown)   polls {}   commits ok {}\n\
-             send latency ms: p50 {:.1}  p99 {:.1}  max {:.1}   longest unavailability {:.2} s\n",
+             send latency ms: p50 {:.1}  p99 {:.1}  max {:.1}   longest unavailability {:.2} s\n\
+             leaderships of the topic's partitions: {}\n",
             self.seed,
             self.nodes,
             self.time_s,
@@ -179,7 +183,8 @@ impl Report {
             self.send_latency_ms[0],
             self.send_latency_ms[1],
             self.send_latency_ms[2],
-            self.longest_unavailable_s
+            self.longest_unavailable_s,
+            self.leader_changes
         );
         t.push_str(&format!("faults ({}):\n", self.faults.len()));
         for f in &self.faults {
@@ -331,7 +336,8 @@ pub async fn run(cfg: &RunConfig) -> Result<Report, Failure> {
     };
     let mut out = std::fs::File::create(cfg.dir.join("history.jsonl"))?;
     history.write(&mut out)?;
-    let report = report(cfg, &history, checker::check(&history), faults);
+    let mut report = report(cfg, &history, checker::check(&history), faults);
+    report.leader_changes = leaderships(&cfg.dir.join("data"));
     std::fs::write(cfg.dir.join("report.txt"), report.to_text())?;
     std::fs::write(
         cfg.dir.join("report.html"),
@@ -618,6 +624,43 @@ async fn replica_reads(client: &Client, rec: &Recorder) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Distinct (partition, ballot) leaderships of [`TOPIC`] that the brokers logged
+/// ("leadership changed ... leader=Some(..)"), over every node log of the run.
+fn leaderships(data: &std::path::Path) -> usize {
+    let mut seen = BTreeSet::new();
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        for line in text.lines() {
+            if !line.contains("leadership changed") || !line.contains(&format!("topic={TOPIC}")) {
+                continue;
+            }
+            let field = |name: &str| {
+                line.rsplit_once(&format!(" {name}="))
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .map(str::to_owned)
+            };
+            let leader = field("leader").unwrap_or_default();
+            if let (Some(p), Some(b), true) = (
+                field("partition"),
+                field("ballot"),
+                leader.starts_with("Some"),
+            ) {
+                seen.insert((p, b));
+            }
+        }
+    }
+    seen.len()
+}
+
 fn report(
     cfg: &RunConfig,
     history: &History,
@@ -684,6 +727,7 @@ fn report(
         commits_ok: count(Function::Commit, OpType::Ok),
         anomalies,
         faults,
+        leader_changes: 0,
         longest_unavailable_s: gap,
         send_latency_ms: [
             pct(0.5),

@@ -62,6 +62,11 @@ async fn short_runs_under_kill_and_pause_find_no_anomalies() {
             "seed {seed}: no fault was injected"
         );
         assert!(
+            report.leader_changes >= 4,
+            "seed {seed}: the 4 partitions had leaders: {}",
+            report.leader_changes
+        );
+        assert!(
             report.polls > 0 && report.commits_ok > 0,
             "seed {seed}: consumers idle"
         );
