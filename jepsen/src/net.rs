@@ -42,10 +42,26 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
 }
 
 impl Net {
-    /// Whether this process may make namespaces (root, and the kernel allows it).
+    /// Whether this process may make what a run needs (root, and a kernel and sandbox that
+    /// allow namespaces, veth pairs and bridges): tried on throwaway ones.
     pub fn available() -> bool {
-        let probe = format!("plprobe{}", std::process::id());
-        ip(&["netns", "add", &probe]).is_ok() && ip(&["netns", "del", &probe]).is_ok()
+        let id = std::process::id() % 100_000;
+        let (ns, veth, bridge) = (
+            format!("plprobe{id}"),
+            format!("plpv{id}"),
+            format!("plpb{id}"),
+        );
+        let ok = ip(&["netns", "add", &ns]).is_ok()
+            && ip(&["link", "add", &bridge, "type", "bridge"]).is_ok()
+            && ip(&[
+                "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ])
+            .is_ok()
+            && ip(&["link", "set", &veth, "master", &bridge]).is_ok();
+        let _ = ip(&["link", "del", &veth]);
+        let _ = ip(&["link", "del", &bridge]);
+        let _ = ip(&["netns", "del", &ns]);
+        ok
     }
 
     /// Creates namespaces for `nodes` on subnet 10.77.`k`.0/24.

@@ -116,7 +116,9 @@ async fn a_planted_consensus_bug_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_partitions_in_namespaces_find_no_anomalies() {
     if !paxlog_jepsen::net::Net::available() {
-        eprintln!("skipped: network namespaces need root (ip netns add failed)");
+        eprintln!(
+            "skipped: network namespaces, veth pairs and bridges need root (and a sandbox that allows them)"
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
