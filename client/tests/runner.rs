@@ -142,6 +142,10 @@ struct Function {
     slow_runner: Mutex<Option<String>>,
     /// Fails nothing (else every value starting with "bad").
     healthy: std::sync::atomic::AtomicBool,
+    /// Answers this many next calls with 429 (too many requests).
+    throttle_next: AtomicUsize,
+    /// Calls answered 429.
+    throttled: AtomicUsize,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
 }
@@ -165,7 +169,16 @@ impl Function {
             .is_some_and(|n| *n > 0)
     }
 
-    async fn handle(&self, body: Bytes) -> String {
+    /// The answer's HTTP status and body.
+    async fn handle(&self, body: Bytes) -> (u16, String) {
+        let throttle = self
+            .throttle_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if throttle {
+            self.throttled.fetch_add(1, Ordering::SeqCst);
+            return (429, "slow down".into());
+        }
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         let batch: Value = serde_json::from_slice(&body).expect("batch JSON");
@@ -203,7 +216,7 @@ impl Function {
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         *self.busy.lock().expect("lock").entry(runner).or_default() -= 1;
-        json!({ "failed": failed }).to_string()
+        (200, json!({ "failed": failed }).to_string())
     }
 }
 
@@ -230,10 +243,11 @@ async fn serve(f: Arc<Function>) -> String {
                                 .await
                                 .map(|b| b.to_bytes())
                                 .unwrap_or_default();
-                            let answer = f.handle(body).await;
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
-                                Bytes::from(answer),
-                            )))
+                            let (status, answer) = f.handle(body).await;
+                            let mut response = hyper::Response::new(Full::new(Bytes::from(answer)));
+                            *response.status_mut() =
+                                hyper::StatusCode::from_u16(status).unwrap_or_default();
+                            Ok::<_, std::convert::Infallible>(response)
                         }
                     },
                 );
@@ -519,6 +533,56 @@ async fn a_runner_killed_mid_batch_is_replaced_and_nothing_is_skipped() {
         .await
         .expect("describe");
     assert!(g.members.is_empty(), "b left the group: {g:?}\n{}", b.log());
+}
+
+/// Throttling (HTTP 429) backs off without spending retries: with no retries allowed at
+/// all, a burst of throttled calls still sends nothing to the dead-letter topic, and every
+/// record is processed once the function accepts calls again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_calls_spend_no_retries() {
+    let (c, f) = with_trigger(
+        "calls",
+        2,
+        0,
+        "limited",
+        &[
+            "--max-retries",
+            "0",
+            "--retry-backoff-ms",
+            "20",
+            "--retry-backoff-max-ms",
+            "200",
+        ],
+    )
+    .await;
+    f.throttle_next.store(40, Ordering::SeqCst);
+    let runner = c.runner("r", None);
+    let producer = c.client.producer(Default::default()).expect("producer");
+    for i in 0..200u32 {
+        let r = ProducerRecord::new("calls", format!("v{i}").into_bytes())
+            .key(format!("k{}", i % 10).into_bytes());
+        producer.send(r).await.expect("send");
+    }
+    producer.flush().await;
+    let all: BTreeSet<String> = (0..200u32).map(|i| format!("v{i}")).collect();
+    wait_until("every record processed after the throttling", || {
+        all.is_subset(&f.seen())
+    })
+    .await;
+    assert_eq!(
+        f.throttled.load(Ordering::SeqCst),
+        40,
+        "every 429 was answered"
+    );
+    let dlq = c
+        .client
+        .admin()
+        .describe_topic("limited.dlq")
+        .await
+        .expect("dead-letter topic");
+    let dead: u64 = dlq.partitions.iter().map(|p| p.log_end_offset).sum();
+    assert_eq!(dead, 0, "throttling spent a retry:\n{}", runner.log());
+    assert_key_order(&f.deliveries());
 }
 
 /// One series of the runner's `/metrics`, e.g. `paxlog_trigger_concurrency{trigger="t"}`.
