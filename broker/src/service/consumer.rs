@@ -38,6 +38,19 @@ impl ClientApi {
         Ok(p)
     }
 
+    /// This replica's state of `p`, unless it stopped serving it (corrupt data).
+    fn serving(&self, p: &PartitionInfo) -> Result<crate::node::GroupStatus, Error> {
+        let status = self
+            .inner
+            .view
+            .group(p.group)
+            .ok_or_else(|| self.not_leader(None))?;
+        match status.stopped {
+            Some(why) => Err(Error::ReplicaStopped(why)),
+            None => Ok(status),
+        }
+    }
+
     /// Reads from `offset`, waiting until `min_bytes` are available or `deadline` passes.
     async fn fetch_records(
         &self,
@@ -47,15 +60,7 @@ impl ClientApi {
         max_bytes: u32,
         deadline: Instant,
     ) -> Result<Fetched, Error> {
-        let status = self
-            .inner
-            .view
-            .group(p.group)
-            .ok_or_else(|| self.not_leader(None))?;
-        if let Some(why) = status.stopped {
-            return Err(Error::ReplicaStopped(why));
-        }
-        let mut hwm_rx = status.high_watermark;
+        let mut hwm_rx = self.serving(p)?.high_watermark;
         loop {
             let hwm = *hwm_rx.borrow_and_update();
             let log_start = self.inner.db.log_start_offset(p.group)?;
@@ -161,14 +166,7 @@ impl Consumer for ClientApi {
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
         let r = request.into_inner();
         let p = self.local_partition(&r.topic, r.partition)?;
-        let status = self
-            .inner
-            .view
-            .group(p.group)
-            .ok_or_else(|| self.not_leader(None))?;
-        if let Some(why) = status.stopped {
-            return Err(Error::ReplicaStopped(why).into());
-        }
+        let status = self.serving(&p)?;
         let end = *status.high_watermark.borrow();
         let (offset, timestamp_ms) = match pb::OffsetSpec::try_from(r.spec) {
             Ok(pb::OffsetSpec::Latest) => (end, 0),

@@ -122,6 +122,19 @@ pub async fn create(
     Ok(TopicView::from_wire(topic))
 }
 
+/// Creates a topic unless one of that name exists (then leaves it as it is).
+pub async fn create_if_missing(
+    conn: &Connection,
+    request: CreateTopic,
+    budget: Duration,
+) -> Result<(), Error> {
+    match create(conn, request, budget).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.server_code() == Some(pb::ErrorCode::TopicExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes a topic.
 pub async fn delete(conn: &Connection, name: &str, budget: Duration) -> Result<(), Error> {
     let wire = pb::DeleteTopicRequest {

@@ -5,7 +5,7 @@ use super::{json_document, write_line};
 use crate::connection::{CallKind, Connection};
 use crate::consumer::{Consumer, ConsumerConfig, OffsetReset, Position};
 use crate::error::Error;
-use crate::runner::{STATUS_TOPIC, Settings, Stats, group_of, now_ms};
+use crate::runner::{STATUS_TOPIC, Stats, group_of, now_ms};
 use paxlog_proto::v1::{self as pb, triggers_client::TriggersClient};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -40,11 +40,7 @@ pub async fn create(
             replication,
             config: BTreeMap::new(),
         };
-        match super::topic::create(conn, request, budget).await {
-            Ok(_) => {}
-            Err(e) if e.server_code() == Some(pb::ErrorCode::TopicExists) => {}
-            Err(e) => return Err(e),
-        }
+        super::topic::create_if_missing(conn, request, budget).await?;
     }
     let what = format!("create trigger {:?}", trigger.name);
     let request = pb::CreateTriggerRequest {
@@ -358,9 +354,4 @@ pub fn print_view(view: &TriggerView, json: bool, out: &mut dyn Write) -> Result
         }
     }
     write_line(out, text.trim_end())
-}
-
-/// The runner's view of a trigger's settings (used by redrive).
-pub fn settings_of(t: &pb::Trigger) -> Settings {
-    Settings::from_wire(t)
 }

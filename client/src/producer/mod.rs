@@ -201,22 +201,7 @@ impl Shared {
     /// The idempotent identity, asked for once.
     pub(crate) async fn identity(&self) -> Result<(u64, u32), Error> {
         self.identity
-            .get_or_try_init(|| async {
-                let response = self
-                    .conn
-                    .call_leader(
-                        CallKind::Admin,
-                        self.config.delivery_timeout,
-                        |channel| async move {
-                            ProducerClient::new(channel)
-                                .init_producer(pb::InitProducerRequest { producer_id: 0 })
-                                .await
-                        },
-                    )
-                    .await
-                    .map_err(|e| e.with_what("initialise an idempotent producer"))?;
-                Ok((response.producer_id, response.producer_epoch))
-            })
+            .get_or_try_init(|| init_producer(&self.conn, self.config.delivery_timeout))
             .await
             .copied()
     }

@@ -257,17 +257,12 @@ async fn command_call(trigger: &str, cmd: &str, body: Vec<u8>) -> Answer {
             let _ = stdin.write_all(&body).await;
         }
     };
-    let read = |pipe: Option<_>| async move {
-        let mut buf = Vec::new();
-        if let Some(p) = pipe {
-            let mut p: Box<dyn tokio::io::AsyncRead + Unpin + Send> = p;
-            let _ = (&mut p).take(MAX_ANSWER as u64).read_to_end(&mut buf).await;
-        }
-        buf
-    };
-    let out_pipe = stdout.map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    let err_pipe = stderr.map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
-    let ((), out, err, status) = tokio::join!(feed, read(out_pipe), read(err_pipe), child.wait());
+    let ((), out, err, status) = tokio::join!(
+        feed,
+        read_limited(stdout),
+        read_limited(stderr),
+        child.wait()
+    );
     match status {
         Ok(s) if s.success() => decode_answer(&out),
         Ok(s) if s.code() == Some(EXIT_THROTTLED) => failure(Outcome::Throttled(format!(
@@ -277,6 +272,16 @@ async fn command_call(trigger: &str, cmd: &str, body: Vec<u8>) -> Answer {
         Ok(s) => failure(Outcome::Error(format!("{s}: {}", snippet(&err)))),
         Err(e) => failure(Outcome::Error(format!("waiting for {cmd:?}: {e}"))),
     }
+}
+
+/// A pipe's output, up to [`MAX_ANSWER`] bytes (none without a pipe).
+async fn read_limited(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(p) = pipe {
+        // What could not be read is as good as not written.
+        let _ = p.take(MAX_ANSWER as u64).read_to_end(&mut buf).await;
+    }
+    buf
 }
 
 fn failure(outcome: Outcome) -> Answer {

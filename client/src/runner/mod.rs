@@ -301,12 +301,9 @@ pub async fn ensure_status_topic(conn: &Connection) {
         replication: brokers.min(3),
         config: [("retention.ms".to_owned(), "86400000".to_owned())].into(),
     };
-    match crate::cli::topic::create(conn, request, Duration::from_secs(10)).await {
-        Ok(_) => {}
-        Err(e) if e.server_code() == Some(pb::ErrorCode::TopicExists) => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot create {STATUS_TOPIC}; status reports will fail")
-        }
+    let created = crate::cli::topic::create_if_missing(conn, request, Duration::from_secs(10));
+    if let Err(e) = created.await {
+        tracing::warn!(error = %e, "cannot create {STATUS_TOPIC}; status reports will fail");
     }
 }
 

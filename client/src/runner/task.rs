@@ -194,17 +194,7 @@ pub async fn run(shared: Arc<Shared>, settings: Settings, mut stop: watch::Recei
             }
             continue;
         }
-        let backlog = ends
-            .iter()
-            .map(|(p, e)| {
-                let at = work
-                    .commit_points()
-                    .iter()
-                    .find(|(q, _)| q == p)
-                    .map_or(*e, |c| c.1);
-                e.saturating_sub(at)
-            })
-            .sum();
+        let backlog = lag(&ends, &work.commit_points());
         let target = scaler.target(backlog) as usize;
         while calls.len() < target && window_open(&work, &settings, now) {
             let Some(batch) = work.take_batch(settings.batch_size as usize) else {
@@ -411,6 +401,15 @@ fn bump(shared: &Shared, trigger: &str, f: impl FnOnce(&mut Stats)) {
     f(stats.entry(trigger.to_owned()).or_default());
 }
 
+/// Records not done yet: each partition's end offset minus its commit point (a partition
+/// with no records held yet counts as caught up).
+fn lag(ends: &BTreeMap<u32, u64>, commit: &[(u32, u64)]) -> u64 {
+    let commit: BTreeMap<u32, u64> = commit.iter().copied().collect();
+    ends.iter()
+        .map(|(p, end)| end.saturating_sub(commit.get(p).copied().unwrap_or(*end)))
+        .sum()
+}
+
 /// Gauges and the status snapshot.
 fn report(
     shared: &Shared,
@@ -423,13 +422,7 @@ fn report(
     let label = TriggerLabel {
         trigger: s.name.clone(),
     };
-    let lag: u64 = ends
-        .iter()
-        .map(|(p, e)| {
-            let at = commit.iter().find(|(q, _)| q == p).map_or(*e, |c| c.1);
-            e.saturating_sub(at)
-        })
-        .sum();
+    let lag = lag(ends, commit);
     let lag_s = work
         .oldest_timestamp_ms()
         .map_or(0.0, |t| (now_ms().saturating_sub(t)).max(0) as f64 / 1000.0);

@@ -187,3 +187,25 @@ pub(crate) fn poll_runs(ix: &Index<'_>) -> Vec<PollRun> {
     done.extend(current.into_iter().map(|((proc, p), run)| (proc, p, run)));
     done
 }
+
+/// One read following another in a [`PollRun`]: `(process, partition, (offset, op) before,
+/// (offset, op) now)`.
+pub(crate) type ReadStep = (u64, u32, (u64, usize), (u64, usize));
+
+/// Every pair of consecutive reads of a partition by one process (between position
+/// restarts), in order.
+pub(crate) fn read_steps(ix: &Index<'_>) -> Vec<ReadStep> {
+    let mut steps = Vec::new();
+    for (process, partition, run) in poll_runs(ix) {
+        let mut prev: Option<(u64, usize)> = None;
+        for (op, offsets) in run {
+            for o in offsets {
+                if let Some(p) = prev {
+                    steps.push((process, partition, p, (o, op)));
+                }
+                prev = Some((o, op));
+            }
+        }
+    }
+    steps
+}

@@ -674,7 +674,7 @@ async fn trigger_command(command: TriggerCommand) -> Result<ExitCode, Error> {
         TriggerCommand::Redrive(a) => {
             let conn = Arc::new(a.client.connect()?);
             let t = trigger::get(&conn, &a.name, a.client.timeout()).await?;
-            let settings = trigger::settings_of(&t);
+            let settings = paxlog_client::runner::Settings::from_wire(&t);
             let summary = paxlog_client::runner::redrive::redrive(conn, &settings).await?;
             let text = if a.client.json {
                 serde_json::to_string(&summary).unwrap_or_default()
