@@ -25,6 +25,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod node;
 pub mod partition;
+pub mod planted;
 pub mod server;
 pub mod service;
 pub mod storage;

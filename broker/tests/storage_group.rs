@@ -428,3 +428,75 @@ fn a_damaged_file_on_disk_is_reported_as_corruption() {
         &["group 2", "stops serving this partition"],
     );
 }
+
+/// The biggest file of `dir` whose name ends in `ext`.
+fn largest_file(dir: &std::path::Path, ext: &str) -> std::path::PathBuf {
+    std::fs::read_dir(dir)
+        .expect("list data dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap_or_else(|| panic!("no .{ext} file in {}", dir.display()))
+}
+
+/// XORs `n` bytes in the middle of `path`.
+fn flip_middle(path: &std::path::Path, n: usize) {
+    let mut bytes = std::fs::read(path).expect("read file");
+    let middle = bytes.len() / 2;
+    for b in &mut bytes[middle..middle + n] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(path, bytes).expect("write file");
+}
+
+/// RocksDB's default recovery replays the write-ahead log up to the first damaged record
+/// and silently drops the synced writes behind it (promises and accepted entries a
+/// majority counted on). A damaged write-ahead log must stop the open instead.
+#[test]
+fn a_damaged_write_ahead_log_stops_the_open() {
+    let (dir, db) = temp_db();
+    let mut partition = Appender::new(db.clone(), 2);
+    for _ in 0..64 {
+        partition.append(4, 500);
+    }
+    drop(partition);
+    drop(Arc::into_inner(db).expect("only reference"));
+
+    flip_middle(&largest_file(dir.path(), "log"), 8);
+
+    let err = Db::open(dir.path(), NODE).expect_err("a damaged log must not open");
+    let text = err.to_string();
+    assert!(
+        text.contains("Corruption")
+            && text.contains("files are damaged")
+            && text.contains(&dir.path().display().to_string()),
+        "{text}"
+    );
+}
+
+/// Node-wide column families (consumer offsets, producers, acceptor state, identity) are
+/// read in full when the database opens: damage there stops the node before it answers.
+#[test]
+fn a_damaged_node_wide_table_stops_the_open() {
+    let (dir, db) = temp_db();
+    for batch in 0..20u32 {
+        let mut commit = GroupCommit::new();
+        for i in 0..200u32 {
+            let key = format!("group-{batch}-{i:05}");
+            commit.put(KvSpace::ConsumerOffsets, key.into_bytes(), &[7u8; 64]);
+        }
+        db.commit(commit, true).expect("commit");
+    }
+    let offsets = db.db().cf_handle("consumer_offsets").expect("cf");
+    db.db().flush_cf(offsets).expect("flush");
+    drop(Arc::into_inner(db).expect("only reference"));
+
+    flip_middle(&largest_file(dir.path(), "sst"), 8);
+
+    let err = Db::open(dir.path(), NODE).expect_err("damaged offsets must not open");
+    let text = err.to_string();
+    assert!(
+        text.contains("Corruption") && text.contains("checking"),
+        "{text}"
+    );
+}

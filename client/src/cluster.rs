@@ -196,6 +196,8 @@ pub struct Node {
     /// What it was started with.
     pub spec: NodeSpec,
     child: Child,
+    /// Taken out of the cluster's checks (see [`LocalCluster::retire`]).
+    retired: bool,
 }
 
 impl Node {
@@ -234,7 +236,11 @@ impl LocalCluster {
         };
         for node in spec.node_specs() {
             match spawn(&spec.broker_bin, &node, &peers, &spec.env) {
-                Ok(child) => cluster.nodes.push(Node { spec: node, child }),
+                Ok(child) => cluster.nodes.push(Node {
+                    spec: node,
+                    child,
+                    retired: false,
+                }),
                 Err(err) => {
                     // Best effort: the spawn error is the one to report.
                     let _ = cluster.stop().await;
@@ -249,7 +255,7 @@ impl LocalCluster {
     /// passes.
     pub async fn wait_ready(&mut self, deadline: Duration) -> Result<(), Error> {
         let start = Instant::now();
-        let mut ready = vec![false; self.nodes.len()];
+        let mut ready: Vec<bool> = self.nodes.iter().map(|n| n.retired).collect();
         loop {
             self.check_alive()?;
             for (node, ready) in self
@@ -335,9 +341,28 @@ impl LocalCluster {
             .ok_or_else(|| Error::InvalidArgument(format!("the cluster has no node {id}")))
     }
 
+    /// Takes node `id` out of [`LocalCluster::wait_ready`]'s and the exit checks' sight,
+    /// running or not (for fault injection: a node whose data was damaged on purpose may
+    /// refuse to start, or serve without its damaged replicas). [`LocalCluster::stop`]
+    /// still stops it, and does not count its exit against the stop.
+    pub fn retire(&mut self, id: u64) -> Result<(), Error> {
+        self.node_mut(id)?.retired = true;
+        Ok(())
+    }
+
+    /// How node `id` ended, if its process has exited.
+    pub fn exit_status(&mut self, id: u64) -> Result<Option<ExitStatus>, Error> {
+        let node = self.node_mut(id)?;
+        node.child.try_wait().map_err(|source| Error::Io {
+            action: "check node process",
+            path: node.spec.data_dir.clone(),
+            source,
+        })
+    }
+
     /// Errors with the first node that has exited.
     fn check_alive(&mut self) -> Result<(), Error> {
-        for node in &mut self.nodes {
+        for node in self.nodes.iter_mut().filter(|n| !n.retired) {
             let exited = node.child.try_wait().map_err(|source| Error::Io {
                 action: "check node process",
                 path: node.spec.data_dir.clone(),
@@ -389,7 +414,7 @@ impl LocalCluster {
                     continue;
                 }
             };
-            if !status.success() {
+            if !status.success() && !node.retired {
                 problems.push(format!("node {} exited with {status}", node.spec.id));
             }
             ended.push((node.spec.id, status));

@@ -136,6 +136,8 @@ fn frame(report: &Report, end_s: f64, title: &str) -> String {
             Nemesis::Pause => "#f39c12",
             Nemesis::Partition => "#2980b9",
             Nemesis::Netem => "#8e44ad",
+            Nemesis::Disk => "#16a085",
+            Nemesis::Crash => "#7f8c8d",
         };
         let _ = write!(
             s,

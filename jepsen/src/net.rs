@@ -6,6 +6,10 @@
 //!                                                   ├── veth ── ns plK-n2: eth0 10.77.K.2
 //!                                                   └── ...
 //!   isolate(n):  link eth0 down in n's namespace (cut from everyone, the harness too)
+//!   block(a, b): a blackhole route to b's address in a's namespace: nothing a sends
+//!                reaches b (b's packets still reach a, whose answers are lost), so
+//!                pairs in both directions make any partition (split, bridge, ring) and
+//!                pairs in one direction a one-way one; the harness still reaches all
 //!   netem(n, …): tc qdisc netem on n's eth0 (delay, loss, duplication, reordering)
 //! ```
 //!
@@ -134,6 +138,13 @@ impl Net {
             "eth0",
             state,
         ])
+    }
+
+    /// Drops everything node `from` sends to node `to` (`true`), or lets it through again.
+    pub fn block(&self, from: u64, to: u64, drop: bool) -> Result<(), String> {
+        let verb = if drop { "add" } else { "del" };
+        let target = format!("{}/32", self.ip(to));
+        ip(&["-n", &self.ns(from), "route", verb, "blackhole", &target])
     }
 
     /// Whether the kernel has netem (the `sch_netem` module): probed on node `n`'s link.

@@ -1,9 +1,10 @@
 //! CI's short harness runs: for a few seeds, a fresh three-node cluster, the queue workload
 //! (two idempotent producers, two group consumers committing and crashing), a seeded mix of
-//! kill -9 and SIGSTOP faults (one node, a minority, a majority, all), the final read and
-//! the checker: no anomaly of any kind, with enough acknowledged writes and faults for that
-//! to mean something; and the same harness catches a planted consensus bug. Longer runs:
-//! `paxlog-jepsen run` (see the README).
+//! kill -9, SIGSTOP and crashes that lose unsynced writes (one node, a minority, a majority,
+//! all) and a damaged data file, the final read and the checker: no anomaly of any kind,
+//! with enough acknowledged writes and faults for that to mean something; network
+//! partitions of every shape where namespaces can be made; and the same harness catches
+//! three planted bugs. Longer runs: `paxlog-jepsen run` (see the README).
 
 use paxlog_jepsen::run::{Nemesis, RunConfig, run};
 use std::net::TcpListener;
@@ -35,12 +36,22 @@ fn broker_bin() -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_runs_under_kill_and_pause_find_no_anomalies() {
     let broker_bin = broker_bin();
-    for seed in [1, 2] {
+    // Crashes that lose unsynced writes need FUSE mounts (root); elsewhere, plain kills.
+    let lazy = paxlog_jepsen::lazyfs::LazyFs::available();
+    if !lazy {
+        eprintln!("no crash faults: FUSE mounts need root and /dev/fuse");
+    }
+    let crash = if lazy { Nemesis::Crash } else { Nemesis::Kill };
+    for (seed, nemesis) in [
+        (1, vec![Nemesis::Kill, Nemesis::Pause, crash]),
+        (2, vec![Nemesis::Kill, Nemesis::Pause, Nemesis::Disk]),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
+        let damage = nemesis.contains(&Nemesis::Disk);
         let cfg = RunConfig {
             nodes: 3,
             time: Duration::from_secs(20),
-            nemesis: vec![Nemesis::Kill, Nemesis::Pause],
+            nemesis,
             seed,
             dir: dir.path().to_path_buf(),
             broker_bin: broker_bin.clone(),
@@ -70,6 +81,31 @@ async fn short_runs_under_kill_and_pause_find_no_anomalies() {
             report.polls > 0 && report.commits_ok > 0,
             "seed {seed}: consumers idle"
         );
+        for f in report.faults.iter().filter(|f| f.kind == Nemesis::Crash) {
+            assert!(
+                f.detail.starts_with("lost ") && !f.detail.starts_with("lost 0 "),
+                "a crash dropped nothing: {}",
+                f.detail
+            );
+        }
+        if damage {
+            let disk: Vec<_> = report
+                .faults
+                .iter()
+                .filter(|f| f.kind == Nemesis::Disk)
+                .collect();
+            assert_eq!(
+                disk.len(),
+                1,
+                "one disk fault in a 3-node cluster:\n{}",
+                report.to_text()
+            );
+            assert!(
+                disk[0].detail.contains("detected:") || disk[0].detail.contains("refused to start"),
+                "{}",
+                disk[0].detail
+            );
+        }
         let history = std::fs::read_to_string(dir.path().join("history.jsonl")).expect("history");
         assert!(history.lines().count() > report.sends_ok);
         let html = std::fs::read_to_string(dir.path().join("report.html")).expect("html");
@@ -110,9 +146,72 @@ async fn a_planted_consensus_bug_is_caught() {
     );
 }
 
+/// Idempotent producers retry a send whose outcome they did not learn (a leader killed or
+/// paused after the write was decided). With partition leaders planted to write such a
+/// retry again instead of answering with the first write's offsets, the checker sees
+/// duplicates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_deduplication_bug_is_caught() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RunConfig {
+        nodes: 3,
+        time: Duration::from_secs(20),
+        // This seed's kills (all, then majorities) leave batches decided but unanswered,
+        // and proposals stuck behind a lost majority for longer than the client's write
+        // timeout: caught in 6 of 6 tries.
+        nemesis: vec![Nemesis::Kill],
+        seed: 2,
+        dir: dir.path().to_path_buf(),
+        broker_bin: broker_bin(),
+        base_port: free_base_port(13),
+        planted_bug: Some("no-dedup".into()),
+        network: false,
+    };
+    let report = run(&cfg).await.expect("run");
+    eprint!("{}", report.to_text());
+    assert!(
+        report.anomalies.iter().any(|a| a.invariant == "duplicate"),
+        "the planted bug went unnoticed:\n{}",
+        report.to_text()
+    );
+}
+
+/// With writes acknowledged before they are fsynced (planted), crashes that lose what was
+/// not fsynced lose acknowledged writes (even the topic, when every node crashes at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_durability_bug_is_caught() {
+    if !paxlog_jepsen::lazyfs::LazyFs::available() {
+        eprintln!("skipped: crashes that lose unsynced writes need FUSE mounts (root, /dev/fuse)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RunConfig {
+        nodes: 3,
+        time: Duration::from_secs(20),
+        nemesis: vec![Nemesis::Crash],
+        seed: 1,
+        dir: dir.path().to_path_buf(),
+        broker_bin: broker_bin(),
+        base_port: free_base_port(17),
+        planted_bug: Some("no-fsync".into()),
+        network: false,
+    };
+    let report = run(&cfg).await.expect("run");
+    eprint!("{}", report.to_text());
+    assert!(
+        report.anomalies.iter().any(
+            |a| ["lost", "unseen", "commit_lost", "inconsistent_offsets"]
+                .contains(&a.invariant.as_str())
+        ),
+        "the planted bug went unnoticed:\n{}",
+        report.to_text()
+    );
+}
+
 /// As root (where network namespaces can be made), each broker gets its own namespace and
-/// network partitions (a node or a minority cut off) join the kills: still no anomaly.
-/// Elsewhere the test says why it did nothing.
+/// network partitions of every shape (a node or a minority cut off, a split, a bridge, a
+/// one-way cut) join the kills: still no anomaly. Elsewhere the test says why it did
+/// nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_partitions_in_namespaces_find_no_anomalies() {
     if !paxlog_jepsen::net::Net::available() {
@@ -124,8 +223,8 @@ async fn network_partitions_in_namespaces_find_no_anomalies() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = RunConfig {
         nodes: 3,
-        time: Duration::from_secs(20),
-        nemesis: vec![Nemesis::Partition, Nemesis::Kill],
+        time: Duration::from_secs(30),
+        nemesis: vec![Nemesis::Partition, Nemesis::Partition, Nemesis::Kill],
         seed: 4,
         dir: dir.path().to_path_buf(),
         broker_bin: broker_bin(),
@@ -136,9 +235,15 @@ async fn network_partitions_in_namespaces_find_no_anomalies() {
     let report = run(&cfg).await.unwrap_or_else(|e| panic!("{e}"));
     eprint!("{}", report.to_text());
     assert!(report.clean(), "{}", report.to_text());
+    let shapes: std::collections::BTreeSet<&str> = report
+        .faults
+        .iter()
+        .filter(|f| f.kind == Nemesis::Partition)
+        .filter_map(|f| f.detail.split([' ', ':']).next())
+        .collect();
     assert!(
-        report.faults.iter().any(|f| f.kind == Nemesis::Partition),
-        "no partition was made:\n{}",
+        shapes.len() >= 3,
+        "too few partition shapes ({shapes:?}):\n{}",
         report.to_text()
     );
 }

@@ -46,7 +46,7 @@ impl DriverConfig {
             tick: Duration::from_millis(10),
             retention_check_ticks: 100,
             metrics: Arc::new(NodeMetrics::unregistered()),
-            planted_skip_recovery: planted_bug() == Some(PLANTED_SKIP_RECOVERY),
+            planted_skip_recovery: crate::planted::is(crate::planted::Bug::SkipRecovery),
         }
     }
 
@@ -66,28 +66,6 @@ impl DriverConfig {
             seed: self.node.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ group,
             repairing: false,
             planted_skip_recovery: self.planted_skip_recovery,
-        }
-    }
-}
-
-/// The environment variable that plants a bug for the fault-injection harness.
-pub const PLANTED_BUG_ENV: &str = "PAXLOG_PLANTED_BUG";
-/// Its one value: new leaders skip phase-1 value recovery.
-pub const PLANTED_SKIP_RECOVERY: &str = "skip-recovery";
-
-/// The planted bug this process was asked for, loudly.
-fn planted_bug() -> Option<&'static str> {
-    let wanted = std::env::var(PLANTED_BUG_ENV).ok()?;
-    match wanted.as_str() {
-        PLANTED_SKIP_RECOVERY => {
-            tracing::error!(
-                "{PLANTED_BUG_ENV}={wanted}: this broker runs with a PLANTED CONSENSUS BUG for the fault-injection harness; it loses acknowledged writes"
-            );
-            Some(PLANTED_SKIP_RECOVERY)
-        }
-        other => {
-            tracing::warn!("{PLANTED_BUG_ENV}={other:?} is not a known planted bug; ignored");
-            None
         }
     }
 }
@@ -121,6 +99,14 @@ impl Driver {
         commands: mpsc::Receiver<Command>,
     ) -> Result<(Driver, Arc<View>), Fatal> {
         let meta_store = GroupStore::new(db.clone(), METADATA_GROUP);
+        // Every broker holds the metadata and serves it to everyone: damaged metadata stops
+        // the node (a partition's damaged replica only takes itself out, see below).
+        db.verify_group(METADATA_GROUP).map_err(|e| {
+            fatal(
+                "checking the metadata group (the node stops: restore this data directory or replace the node)",
+                e,
+            )
+        })?;
         let mut meta = MetadataState::new(cfg.members.clone());
         let init = meta_store
             .initial_state()

@@ -253,13 +253,21 @@ impl Group {
         }
         let id = batch.seq.producer_id;
         let flying = p.in_flight.get(&id).map_or(&[][..], |v| &v[..]);
-        match admit(
+        let admission = match admit(
             p.producers.get(&id),
             flying,
             metadata_epoch,
             batch.seq,
             batch.count,
         ) {
+            Admission::Written { .. } | Admission::InFlight { .. }
+                if crate::planted::is(crate::planted::Bug::NoDedup) =>
+            {
+                Admission::Fresh
+            }
+            admission => admission,
+        };
+        match admission {
             Admission::Fresh => {}
             Admission::Written { base_offset } => {
                 let applied = AppendResult {

@@ -55,8 +55,8 @@ use crate::config::NodeId;
 use crate::error::Fatal;
 use layout::HardState;
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, DBIterator, IteratorMode, Options, ReadOptions,
-    WriteOptions,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBIterator, DBRecoveryMode, IteratorMode, Options,
+    ReadOptions, WriteOptions,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -132,17 +132,29 @@ impl Db {
         let mut options = Options::default();
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        // RocksDB's default recovery replays the write-ahead log up to its first damaged
+        // record and silently drops the synced writes behind it: promises and accepted
+        // entries a majority counted on. Damage before the end stops the open instead; an
+        // incomplete last record (a crash in mid-write, never acknowledged) is still fine.
+        options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
+        // Closed logs' sizes go into the MANIFEST: a missing or shortened one stops the open.
+        options.set_track_and_verify_wals_in_manifest(true);
         let families = Cf::ALL
             .iter()
             .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let db = DB::open_cf_descriptors(&options, data_dir, families).map_err(|source| {
-            storage_error(
-                "opening the database (is another broker using this directory?)",
-                data_dir,
-                source,
-            )
+            let action = match source.kind() {
+                rocksdb::ErrorKind::Corruption => {
+                    "opening the database: its files are damaged, so the node stops rather \
+                     than serve or vote with lost data (restore this data directory or replace \
+                     the node)"
+                }
+                _ => "opening the database (is another broker using this directory?)",
+            };
+            storage_error(action, data_dir, source)
         })?;
         let identity = check_identity(&db, data_dir, node_id)?;
+        verify_node_wide(&db, data_dir)?;
         Ok(Db {
             db,
             data_dir: data_dir.to_owned(),
@@ -280,7 +292,7 @@ impl Db {
     /// Write options: `sync` makes the write durable (fsync of the WAL) before it returns.
     pub(crate) fn write_options(sync: bool) -> WriteOptions {
         let mut options = WriteOptions::default();
-        options.set_sync(sync);
+        options.set_sync(sync && !crate::planted::is(crate::planted::Bug::NoFsync));
         options
     }
 }
@@ -291,6 +303,28 @@ fn storage_error(action: &'static str, data_dir: &Path, source: rocksdb::Error) 
         data_dir: data_dir.to_owned(),
         source,
     }
+}
+
+/// Reads every block of the node-wide column families (acceptor state, identity, consumer
+/// offsets, producers), so RocksDB checks their checksums before the node answers anyone:
+/// damage there concerns many groups at once and stops the start. The partitions' logs and
+/// offset indexes are checked group by group when their replicas open
+/// ([`Db::verify_group`]), where damage takes only that replica out of service.
+fn verify_node_wide(db: &DB, data_dir: &Path) -> Result<(), Fatal> {
+    for cf in [Cf::Acceptor, Cf::Meta, Cf::ConsumerOffsets, Cf::Producers] {
+        let handle = cf_handle(db, cf, data_dir)?;
+        for item in db.iterator_cf(handle, IteratorMode::Start) {
+            item.map_err(|source| {
+                storage_error(
+                    "checking the node-wide data (acceptor state, consumer offsets, producers); \
+                     the node stops: restore this data directory or replace the node",
+                    data_dir,
+                    source,
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads the identity record, writing it on a fresh directory, and checks it matches.

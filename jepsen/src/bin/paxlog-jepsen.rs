@@ -34,8 +34,9 @@ struct RunArgs {
     /// Seconds of workload under faults.
     #[arg(long, default_value_t = 60)]
     time: u64,
-    /// Fault kinds to mix, separated by commas: kill, pause, partition, netem (the last two
-    /// need --network).
+    /// Fault kinds to mix, separated by commas: kill, pause, partition, netem (these two
+    /// need --network), disk (a damaged data file on one node, then out of the run), crash
+    /// (kill -9 losing unsynced writes: data directories on FUSE mounts, needs root).
     #[arg(long, value_delimiter = ',', default_value = "kill,pause")]
     nemesis: Vec<Nemesis>,
     /// Seed of the nemesis's and the workload's random choices.
@@ -52,7 +53,9 @@ struct RunArgs {
     #[arg(long)]
     broker_bin: Option<PathBuf>,
     /// Plant a bug in the brokers to see the harness catch it: skip-recovery (new leaders
-    /// ignore the values their phase-1 quorum accepted).
+    /// ignore the values their phase-1 quorum accepted) or no-dedup (partition leaders
+    /// write an idempotent producer's retried batch again) or no-fsync (writes are
+    /// acknowledged without an fsync; caught with the crash fault).
     #[arg(long, value_name = "BUG")]
     planted_bug: Option<String>,
     /// Run each broker in its own network namespace (needs root; enables partition and
