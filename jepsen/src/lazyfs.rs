@@ -509,7 +509,7 @@ impl Filesystem for Lazy {
         reply: ReplyCreate,
     ) {
         let result = self.child(parent, name).and_then(|path| {
-            let exclusive = flags & libc_o_excl() != 0;
+            let exclusive = flags & O_EXCL != 0;
             let file = OpenOptions::new()
                 .write(true)
                 .create(!exclusive)
@@ -695,10 +695,8 @@ impl Filesystem for Lazy {
     }
 }
 
-/// `O_EXCL` on Linux.
-const fn libc_o_excl() -> i32 {
-    0o200
-}
+/// `O_EXCL` on Linux (the flag `create` gets).
+const O_EXCL: i32 = 0o200;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use paxlog_benches::calibrate::{self, CalibrateConfig};
 use paxlog_benches::load::consume::{self, ConsumeConfig};
 use paxlog_benches::load::produce::{self, ProduceConfig};
 use paxlog_benches::load::progress::{Live, Progress};
@@ -32,6 +33,26 @@ enum Command {
     Produce(ProduceArgs),
     /// Read a topic and measure throughput, fetch latency and record age.
     Consume(ConsumeArgs),
+    /// Measure this machine's limits (synced appends and bandwidth of a disk, loopback
+    /// TCP), so results can be stated as a fraction of them.
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Debug, Args)]
+struct CalibrateArgs {
+    /// A directory on the disk the brokers' data directories use (a scratch file is
+    /// written there and removed).
+    #[arg(long, default_value = ".")]
+    dir: std::path::PathBuf,
+    /// How long each of the four measurements runs.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    duration: Duration,
+    /// Replicas that share this disk (a local cluster of three: 3).
+    #[arg(long, default_value_t = 3)]
+    replicas: u32,
+    /// Print one JSON object (one line) for scripts instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options of both commands.
@@ -161,6 +182,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     });
     let live = Arc::new(Live::default());
     let (output, records) = match cli.command {
+        Command::Calibrate(args) => {
+            let cfg = CalibrateConfig {
+                dir: args.dir,
+                duration: args.duration,
+                replicas: args.replicas,
+            };
+            if !args.json {
+                eprintln!(
+                    "calibrating {} ({:.0} s per measurement, 4 measurements)",
+                    cfg.dir.display(),
+                    cfg.duration.as_secs_f64()
+                );
+            }
+            let c = tokio::task::spawn_blocking(move || calibrate::run(&cfg))
+                .await?
+                .context("calibrate")?;
+            let output = if args.json { c.json() } else { c.text() };
+            (output, c.small_synced.latency.count)
+        }
         Command::Produce(args) => {
             let c = &args.common;
             let cfg = ProduceConfig {
