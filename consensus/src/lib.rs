@@ -38,7 +38,10 @@
 //! 1. **Persist before send.** Write `Ready::persist` durably, then call
 //!    [`Replica::persisted`] with `Ready::number` (for every `Ready`, even with nothing to
 //!    persist), and only then send `Ready::messages`. A replica's own votes count only once
-//!    persisted, and its replies to peers vouch for the state in the same `Ready`.
+//!    persisted, and its replies to peers vouch for the state in the same `Ready`. The one
+//!    exception: messages whose body [`may_precede_persist`](MessageBody::may_precede_persist)
+//!    (a leader's phase-2a `Accept`) may be sent before, even if the node then crashes
+//!    before its persist, so the leader's fsync and its followers' overlap.
 //! 2. **Apply in order.** Install `Ready::snapshot` (if any), then apply `Ready::decided` in
 //!    the order given: slots are contiguous across `Ready`s.
 //! 3. **Storage errors are fatal.** If a write fails, stop the replica; once a replica

@@ -102,6 +102,20 @@ pub enum MessageBody {
 }
 
 impl MessageBody {
+    /// Whether a driver may send this message before the `persist` of its
+    /// [`Ready`](crate::Ready) is durable (the others wait for it).
+    ///
+    /// Only a leader's phase-2a [`MessageBody::Accept`]: the leader's own acceptance of
+    /// those entries counts only once [`persisted`](crate::Replica::persisted) says it is
+    /// durable (its vote to itself waits for that), so nothing is decided on a copy that
+    /// could vanish; and the ballot the message carries was made durable by an earlier
+    /// `Ready` (leading needs peers' promises, which answer a `Prepare` sent only after
+    /// the promise was persisted), so a restarted leader never reuses it. Sending it early
+    /// lets the followers' fsyncs run at the same time as the leader's.
+    pub fn may_precede_persist(&self) -> bool {
+        matches!(self, MessageBody::Accept { .. })
+    }
+
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -116,5 +130,66 @@ impl MessageBody {
             MessageBody::Decided { .. } => "decided",
             MessageBody::InstallSnapshot { .. } => "install_snapshot",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a leader's Accept may leave before its `Ready` is durable: every reply vouches
+    /// for persisted state, and a Prepare announces a ballot that must be durable first.
+    #[test]
+    fn only_accepts_may_precede_persist() {
+        let b = Ballot::new(2, 1);
+        let all = [
+            MessageBody::Prepare {
+                ballot: b,
+                from_slot: 1,
+            },
+            MessageBody::Promise {
+                ballot: b,
+                decided: 0,
+                entries: vec![],
+            },
+            MessageBody::Nack {
+                ballot: b,
+                promised: b,
+            },
+            MessageBody::Accept {
+                ballot: b,
+                decided: 0,
+                entries: vec![],
+            },
+            MessageBody::Accepted {
+                ballot: b,
+                decided: 0,
+                slots: vec![1],
+            },
+            MessageBody::Heartbeat {
+                ballot: b,
+                decided: 0,
+                last_slot: 0,
+            },
+            MessageBody::HeartbeatAck {
+                ballot: b,
+                decided: 0,
+            },
+            MessageBody::Learn { from_slot: 1 },
+            MessageBody::Decided {
+                decided: 0,
+                entries: vec![],
+            },
+            MessageBody::InstallSnapshot {
+                slot: 1,
+                data: Bytes::new(),
+            },
+        ];
+        let early: Vec<&str> = all
+            .iter()
+            .filter(|m| m.may_precede_persist())
+            .map(MessageBody::kind)
+            .collect();
+        assert_eq!(early, ["accept"]);
     }
 }

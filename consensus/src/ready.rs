@@ -20,7 +20,8 @@ pub struct Ready {
     pub number: u64,
     /// What to make durable before anything else.
     pub persist: Persist,
-    /// Messages to send once `persist` is durable.
+    /// Messages to send once `persist` is durable; those whose body says
+    /// [`may_precede_persist`](crate::MessageBody::may_precede_persist) may go before.
     pub messages: Vec<Message>,
     /// A snapshot to install in the state machine before applying `decided`.
     pub snapshot: Option<Snapshot>,

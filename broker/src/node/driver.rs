@@ -408,8 +408,19 @@ impl Driver {
             if readies.is_empty() {
                 return Ok(());
             }
-            // 1. Persist: one synced write for every group's changes.
+            // 0. A leader's Accepts go out before its own fsync (safe: see
+            //    `MessageBody::may_precede_persist`), so the followers' fsyncs overlap it.
             let mut readies = readies;
+            for (id, r) in &mut readies {
+                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut r.messages)
+                    .into_iter()
+                    .partition(|m| m.body.may_precede_persist());
+                r.messages = rest;
+                for m in early {
+                    self.hub.send(*id, m);
+                }
+            }
+            // 1. Persist: one synced write for every group's changes.
             let mut commit = GroupCommit::new();
             let mut installs = Vec::new();
             let mut failed = Vec::new();

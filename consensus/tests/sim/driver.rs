@@ -2,10 +2,13 @@
 //! write `persist`, call `persisted(number)`, send `messages`, install `snapshot`, apply
 //! `decided` in order, answer `outcomes`.
 //!
-//! Two liberties the contract allows are taken at random, because a real driver takes them:
+//! Three liberties the contract allows are taken, because a real driver takes them:
 //! `Ready`s may be held and persisted later, several at once (group commit, with one
-//! `persisted` covering them all), and the node may crash while executing them — before
-//! writing any, or after writing some — losing the rest, including their messages.
+//! `persisted` covering them all); the node may crash while executing them — before writing
+//! any, or after writing some — losing the rest, including their messages; and messages that
+//! [`may_precede_persist`](paxlog_consensus::MessageBody::may_precede_persist) are sent as
+//! soon as their `Ready` is taken, before anything of it is written (so a crash can follow
+//! them).
 
 use super::cluster::{Cluster, Violation};
 use super::trace::Event;
@@ -26,7 +29,7 @@ impl Cluster {
                 return Ok(());
             };
             if replica.has_ready() {
-                let ready = replica.ready();
+                let mut ready = replica.ready();
                 if ready.number != node.last_ready + 1 {
                     return Err(format!(
                         "node {id}: Ready number {} follows {}",
@@ -34,9 +37,16 @@ impl Cluster {
                     ));
                 }
                 node.last_ready = ready.number;
+                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
+                    .into_iter()
+                    .partition(|m| m.body.may_precede_persist());
+                ready.messages = rest;
                 node.held.push(ready);
+                for m in early {
+                    self.send_checked(i, m)?;
+                }
             }
-            if node.held.is_empty() {
+            if self.nodes[i].held.is_empty() {
                 return Ok(());
             }
             if self.faults && self.chance(self.params.lazy) {
@@ -105,15 +115,22 @@ impl Cluster {
             .map_err(|e| format!("node {id}: persisted failed: {e}"))?;
         for ready in &held {
             for m in &ready.messages {
-                if m.from != id || m.to == id || !self.nodes[i].config.voters.contains(&m.to) {
-                    return Err(format!("node {id} sends a misaddressed message: {m:?}"));
-                }
-                self.net.send(m.clone(), self.now, &mut self.rng);
+                self.send_checked(i, m.clone())?;
             }
         }
         for ready in held {
             self.apply(i, ready)?;
         }
+        Ok(())
+    }
+
+    /// Puts node `i`'s message on the network, after checking its addresses.
+    fn send_checked(&mut self, i: usize, m: paxlog_consensus::Message) -> Result<(), Violation> {
+        let id = self.nodes[i].id;
+        if m.from != id || m.to == id || !self.nodes[i].config.voters.contains(&m.to) {
+            return Err(format!("node {id} sends a misaddressed message: {m:?}"));
+        }
+        self.net.send(m, self.now, &mut self.rng);
         Ok(())
     }
 
