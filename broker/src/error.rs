@@ -165,7 +165,7 @@ pub enum Fatal {
     },
     /// The node identity record is unreadable, or missing although data is present.
     #[error(
-        "data directory {} has a damaged node identity ({reason}): restore it from a backup, or move it away to start this node empty (it then catches up from its peers)",
+        "data directory {} has a damaged node identity ({reason}): restore it from a backup or replace the node; do not start this node empty under the same id (it would forget the promises its replicas made, which Paxos relies on)",
         data_dir.display()
     )]
     CorruptIdentity {

@@ -172,8 +172,8 @@ impl Db {
     }
 
     /// Deletes everything stored for `group`: its log, offset index and acceptor state.
-    /// Used when a topic is deleted, and when a replica's data was found corrupt: it then
-    /// rejoins empty, without a vote, and catches up from its peers.
+    /// Used when a topic is deleted (a replica found corrupt is taken out of service and
+    /// keeps its data for inspection; rejoining empty waits for membership changes).
     pub fn wipe_group(&self, group: u64) -> Result<(), StorageError> {
         let mut cache = self.lock_commits();
         let mut batch = WriteBatch::default();
