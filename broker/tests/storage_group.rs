@@ -406,18 +406,7 @@ fn a_damaged_file_on_disk_is_reported_as_corruption() {
 
     // Flip bytes in the middle of the largest table file (its data blocks), as a bad disk
     // or the jepsen nemesis would.
-    let sst = std::fs::read_dir(dir.path())
-        .expect("list data dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
-        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .expect("a table file");
-    let mut bytes = std::fs::read(&sst).expect("read sst");
-    let middle = bytes.len() / 2;
-    for b in &mut bytes[middle..middle + 8] {
-        *b ^= 0x5a;
-    }
-    std::fs::write(&sst, bytes).expect("write sst");
+    flip_middle(&largest_file(dir.path(), "sst"), 8);
 
     let db = Db::open(dir.path(), NODE).expect("open does not read every block");
     let err = db.verify_group(2).expect_err("the scan reads every block");

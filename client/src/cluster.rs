@@ -201,6 +201,15 @@ pub struct Node {
 }
 
 impl Node {
+    /// How the process ended, if it has.
+    fn exited(&mut self) -> Result<Option<ExitStatus>, Error> {
+        self.child.try_wait().map_err(|source| Error::Io {
+            action: "check node process",
+            path: self.spec.data_dir.clone(),
+            source,
+        })
+    }
+
     /// Process id, while the process has not been reaped.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
@@ -352,22 +361,13 @@ impl LocalCluster {
 
     /// How node `id` ended, if its process has exited.
     pub fn exit_status(&mut self, id: u64) -> Result<Option<ExitStatus>, Error> {
-        let node = self.node_mut(id)?;
-        node.child.try_wait().map_err(|source| Error::Io {
-            action: "check node process",
-            path: node.spec.data_dir.clone(),
-            source,
-        })
+        self.node_mut(id)?.exited()
     }
 
     /// Errors with the first node that has exited.
     fn check_alive(&mut self) -> Result<(), Error> {
         for node in self.nodes.iter_mut().filter(|n| !n.retired) {
-            let exited = node.child.try_wait().map_err(|source| Error::Io {
-                action: "check node process",
-                path: node.spec.data_dir.clone(),
-                source,
-            })?;
+            let exited = node.exited()?;
             if let Some(status) = exited {
                 return Err(Error::NodeExited {
                     node: node.spec.id,

@@ -34,6 +34,17 @@ pub struct Ready {
 }
 
 impl Ready {
+    /// Takes out the messages that may be sent before `persist` is durable
+    /// ([`MessageBody::may_precede_persist`](crate::MessageBody::may_precede_persist));
+    /// the rest stay in `messages`.
+    pub fn take_early_messages(&mut self) -> Vec<Message> {
+        let (early, rest) = std::mem::take(&mut self.messages)
+            .into_iter()
+            .partition(|m| m.body.may_precede_persist());
+        self.messages = rest;
+        early
+    }
+
     /// Whether the driver has nothing to do.
     pub fn is_empty(&self) -> bool {
         self.persist.is_empty()

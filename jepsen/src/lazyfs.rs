@@ -326,6 +326,28 @@ impl Lazy {
         Ok(buf)
     }
 
+    /// Creates `name` in `parent` (creating it is not lazy), failing if it exists and
+    /// `exclusive`.
+    fn create_file(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<FileAttr, Errno> {
+        let path = self.child(parent, name)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(!exclusive)
+            .create_new(exclusive)
+            .truncate(false)
+            .open(&path)
+            .map_err(errno)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(errno)?;
+        self.attr(&path)
+    }
+
     fn forget_path(&self, path: &Path) {
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             let ino = self.fuse_ino(meta.ino());
@@ -402,17 +424,7 @@ impl Filesystem for Lazy {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let result = self.child(parent, name).and_then(|path| {
-            let file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(errno)?;
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
-                .map_err(errno)?;
-            self.attr(&path)
-        });
-        match result {
+        match self.create_file(parent, name, mode, true) {
             Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -508,20 +520,7 @@ impl Filesystem for Lazy {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let result = self.child(parent, name).and_then(|path| {
-            let exclusive = flags & O_EXCL != 0;
-            let file = OpenOptions::new()
-                .write(true)
-                .create(!exclusive)
-                .create_new(exclusive)
-                .truncate(false)
-                .open(&path)
-                .map_err(errno)?;
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
-                .map_err(errno)?;
-            self.attr(&path)
-        });
-        match result {
+        match self.create_file(parent, name, mode, flags & O_EXCL != 0) {
             Ok(attr) => reply.created(
                 &TTL,
                 &attr,

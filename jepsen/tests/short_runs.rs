@@ -113,67 +113,57 @@ async fn short_runs_under_kill_and_pause_find_no_anomalies() {
     }
 }
 
+/// Runs the harness with `bug` planted (3 nodes, 20 s) and asserts the checker reports
+/// one of `expected`.
+async fn planted_bug_is_caught(
+    bug: &str,
+    nemesis: Nemesis,
+    seed: u64,
+    salt: u32,
+    expected: &[&str],
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = RunConfig {
+        nodes: 3,
+        time: Duration::from_secs(20),
+        nemesis: vec![nemesis],
+        seed,
+        dir: dir.path().to_path_buf(),
+        broker_bin: broker_bin(),
+        base_port: free_base_port(salt),
+        planted_bug: Some(bug.into()),
+        network: false,
+    };
+    let report = run(&cfg).await.expect("run");
+    eprint!("{}", report.to_text());
+    assert!(
+        report
+            .anomalies
+            .iter()
+            .any(|a| expected.contains(&a.invariant.as_str())),
+        "the planted bug {bug} went unnoticed:\n{}",
+        report.to_text()
+    );
+}
+
 /// The harness is only worth its "no anomalies" if it sees real bugs: with new leaders
 /// that skip phase-1 value recovery (planted through `PAXLOG_PLANTED_BUG`), leader kills
 /// make decided writes vanish or collide, and the checker says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_consensus_bug_is_caught() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = RunConfig {
-        nodes: 3,
-        time: Duration::from_secs(20),
-        nemesis: vec![Nemesis::Kill],
-        seed: 1,
-        dir: dir.path().to_path_buf(),
-        broker_bin: broker_bin(),
-        base_port: free_base_port(7),
-        planted_bug: Some("skip-recovery".into()),
-        network: false,
-    };
-    let report = run(&cfg).await.expect("run");
-    eprint!("{}", report.to_text());
-    let found: Vec<&str> = report
-        .anomalies
-        .iter()
-        .map(|a| a.invariant.as_str())
-        .collect();
-    assert!(
-        found
-            .iter()
-            .any(|i| ["lost", "inconsistent_offsets", "duplicate"].contains(i)),
-        "the planted bug went unnoticed:\n{}",
-        report.to_text()
-    );
+    let expected = ["lost", "inconsistent_offsets", "duplicate"];
+    planted_bug_is_caught("skip-recovery", Nemesis::Kill, 1, 7, &expected).await;
 }
 
 /// Idempotent producers retry a send whose outcome they did not learn (a leader killed or
 /// paused after the write was decided). With partition leaders planted to write such a
 /// retry again instead of answering with the first write's offsets, the checker sees
-/// duplicates.
+/// duplicates. Seed 2's kills (all, then majorities) leave batches decided but unanswered,
+/// and proposals stuck behind a lost majority for longer than the client's write timeout:
+/// caught in 6 of 6 tries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_deduplication_bug_is_caught() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = RunConfig {
-        nodes: 3,
-        time: Duration::from_secs(20),
-        // This seed's kills (all, then majorities) leave batches decided but unanswered,
-        // and proposals stuck behind a lost majority for longer than the client's write
-        // timeout: caught in 6 of 6 tries.
-        nemesis: vec![Nemesis::Kill],
-        seed: 2,
-        dir: dir.path().to_path_buf(),
-        broker_bin: broker_bin(),
-        base_port: free_base_port(13),
-        planted_bug: Some("no-dedup".into()),
-        network: false,
-    };
-    let report = run(&cfg).await.expect("run");
-    eprint!("{}", report.to_text());
-    assert!(
-        report.anomalies.iter().any(|a| a.invariant == "duplicate"),
-        "the planted bug went unnoticed:\n{}",
-        report.to_text()
-    );
+    planted_bug_is_caught("no-dedup", Nemesis::Kill, 2, 13, &["duplicate"]).await;
 }
 
 /// With writes acknowledged before they are fsynced (planted), crashes that lose what was
@@ -184,28 +174,8 @@ async fn a_planted_durability_bug_is_caught() {
         eprintln!("skipped: crashes that lose unsynced writes need FUSE mounts (root, /dev/fuse)");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = RunConfig {
-        nodes: 3,
-        time: Duration::from_secs(20),
-        nemesis: vec![Nemesis::Crash],
-        seed: 1,
-        dir: dir.path().to_path_buf(),
-        broker_bin: broker_bin(),
-        base_port: free_base_port(17),
-        planted_bug: Some("no-fsync".into()),
-        network: false,
-    };
-    let report = run(&cfg).await.expect("run");
-    eprint!("{}", report.to_text());
-    assert!(
-        report.anomalies.iter().any(
-            |a| ["lost", "unseen", "commit_lost", "inconsistent_offsets"]
-                .contains(&a.invariant.as_str())
-        ),
-        "the planted bug went unnoticed:\n{}",
-        report.to_text()
-    );
+    let expected = ["lost", "unseen", "commit_lost", "inconsistent_offsets"];
+    planted_bug_is_caught("no-fsync", Nemesis::Crash, 1, 17, &expected).await;
 }
 
 /// As root (where network namespaces can be made), each broker gets its own namespace and

@@ -412,11 +412,7 @@ impl Driver {
             //    `MessageBody::may_precede_persist`), so the followers' fsyncs overlap it.
             let mut readies = readies;
             for (id, r) in &mut readies {
-                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut r.messages)
-                    .into_iter()
-                    .partition(|m| m.body.may_precede_persist());
-                r.messages = rest;
-                for m in early {
+                for m in r.take_early_messages() {
                     self.hub.send(*id, m);
                 }
             }

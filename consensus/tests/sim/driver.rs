@@ -37,10 +37,7 @@ impl Cluster {
                     ));
                 }
                 node.last_ready = ready.number;
-                let (early, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut ready.messages)
-                    .into_iter()
-                    .partition(|m| m.body.may_precede_persist());
-                ready.messages = rest;
+                let early = ready.take_early_messages();
                 node.held.push(ready);
                 for m in early {
                     self.send_checked(i, m)?;
