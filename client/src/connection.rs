@@ -308,10 +308,27 @@ impl Connection {
         let mut redirect: Option<String> = None;
         let mut avoid: Vec<String> = Vec::new();
         let (mut attempts, mut redirects) = (0u32, 0u32);
+        let mut last: Option<(String, ServerError)> = None;
         loop {
             let address = match redirect.take() {
                 Some(address) => address,
-                None => self.route(&kind, &avoid, deadline).await?,
+                None => match self.route(&kind, &avoid, deadline).await {
+                    Ok(address) => address,
+                    // A metadata lookup that ran out of this call's time: the failure worth
+                    // naming is this call's own last one (e.g. "no leader is known yet").
+                    Err(error) => {
+                        return Err(match (error, last.take()) {
+                            (Error::GaveUp { .. }, Some((address, error))) => Error::GaveUp {
+                                what: kind.to_string(),
+                                attempts,
+                                elapsed: start.elapsed(),
+                                address,
+                                last: Box::new(error),
+                            },
+                            (error, _) => error,
+                        });
+                    }
+                },
             };
             attempts += 1;
             let error = match self
@@ -373,6 +390,7 @@ impl Connection {
                     last: Box::new(error),
                 });
             }
+            last = Some((address, error));
             tokio::time::sleep(delay).await;
         }
     }

@@ -8,7 +8,8 @@ use fake_cluster::{FakeCluster, Fault};
 use paxlog_client::Error;
 use paxlog_client::cli::produce::{self, KeyMode, ProduceOptions};
 use paxlog_client::cli::topic::{self, CreateTopic};
-use paxlog_client::connection::{ConnectOptions, Connection};
+use paxlog_client::connection::{CallKind, ConnectOptions, Connection};
+use paxlog_proto::v1::{self as pb, producer_client::ProducerClient};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,48 @@ async fn without_a_leader_calls_give_up_at_the_deadline_naming_the_last_failure(
         cluster.state().publishes.values().sum::<u32>() >= 2,
         "retried before giving up"
     );
+}
+
+/// The metadata lookup a retry needs may be what runs out of time: the error still names
+/// the call's own last failure, not the lookup's timeout (this failed CI once, by timing).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lookup_cut_short_by_the_deadline_still_names_the_calls_last_failure() {
+    let cluster = FakeCluster::start(3, 1).await;
+    let conn = Connection::new(cluster.addresses.clone(), ConnectOptions::default()).expect("conn");
+    create(&conn, "t", 1).await;
+    let kind = CallKind::Publish {
+        topic: "t".into(),
+        partition: 0,
+    };
+    let publish = |channel| async move {
+        let request = pb::PublishRequest {
+            topic: "t".into(),
+            partition: Some(0),
+            records: vec![pb::Record {
+                value: b"x".to_vec().into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        ProducerClient::new(channel).publish(request).await
+    };
+    // The first publish learns the leader (and caches metadata); from then on there is no
+    // leader, and every metadata lookup hangs.
+    conn.call_leader(kind.clone(), TIMEOUT, publish)
+        .await
+        .expect("first publish");
+    {
+        let mut state = cluster.state();
+        state.no_leader = true;
+        state.silent_metadata = true;
+    }
+    let err = conn
+        .call_leader(kind, Duration::from_millis(600), publish)
+        .await
+        .expect_err("no leader");
+    assert!(matches!(err, Error::GaveUp { .. }), "{err:?}");
+    assert!(err.to_string().contains("no leader is known yet"), "{err}");
+    assert!(!err.to_string().contains("metadata"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

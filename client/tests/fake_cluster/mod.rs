@@ -37,6 +37,8 @@ pub struct State {
     pub hide_leaders: bool,
     /// Brokers answer NOT_LEADER without hint to every publish.
     pub no_leader: bool,
+    /// Brokers never answer metadata requests (like a metadata leader under load).
+    pub silent_metadata: bool,
     pub faults: Vec<Fault>,
     /// Publish requests received, by broker id.
     pub publishes: BTreeMap<u64, u32>,
@@ -311,6 +313,10 @@ impl metadata_server::Metadata for FakeBroker {
         request: Request<pb::GetMetadataRequest>,
     ) -> Result<Response<pb::GetMetadataResponse>, Status> {
         let wanted = request.into_inner().topics;
+        let silent = lock(&self.state).silent_metadata;
+        if silent {
+            std::future::pending::<()>().await;
+        }
         let state = lock(&self.state);
         let mut topics: Vec<pb::TopicMetadata> = state
             .topics
