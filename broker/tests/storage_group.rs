@@ -418,6 +418,50 @@ fn a_damaged_file_on_disk_is_reported_as_corruption() {
     );
 }
 
+/// Record batches live in blob files (see `storage/tuning.rs`): damage there is caught by
+/// the scan a replica's open runs, like damage in a table file.
+#[test]
+fn a_damaged_blob_file_is_reported_as_corruption() {
+    blob_damage_is_reported(|path| flip_middle(path, 8));
+}
+
+#[test]
+fn a_blob_file_cut_short_is_reported_as_corruption() {
+    blob_damage_is_reported(|path| {
+        let len = std::fs::metadata(path).expect("metadata").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open")
+            .set_len(len / 2)
+            .expect("cut");
+    });
+}
+
+fn blob_damage_is_reported(damage: impl FnOnce(&std::path::Path)) {
+    let (dir, db) = temp_db();
+    let mut partition = Appender::new(db.clone(), 2);
+    for _ in 0..64 {
+        partition.append(4, 500);
+    }
+    let log = db.db().cf_handle("log").expect("log cf");
+    db.db().flush_cf(log).expect("flush");
+    drop(partition);
+    let db = Arc::into_inner(db).expect("only reference");
+    drop(db);
+
+    damage(&largest_file(dir.path(), "blob"));
+
+    let db = Db::open(dir.path(), NODE).expect("open does not read every blob");
+    let err = db.verify_group(2).expect_err("the scan reads every blob");
+    assert!(err.is_corruption() && err.group() == Some(2), "{err}");
+    assert_names(
+        &err,
+        dir.path(),
+        &["group 2", "stops serving this partition"],
+    );
+}
+
 /// The biggest file of `dir` whose name ends in `ext`.
 fn largest_file(dir: &std::path::Path, ext: &str) -> std::path::PathBuf {
     std::fs::read_dir(dir)

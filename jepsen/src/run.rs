@@ -779,8 +779,8 @@ async fn disk_fault(
 /// How long a restarted broker may take to report damage.
 const DISK_DETECTION: Duration = Duration::from_secs(30);
 
-/// Flips 1-8 bytes of a table file, write-ahead log or MANIFEST of `dir`, or cuts a table
-/// file short (a cut write-ahead log cannot be told from a crash in mid-write, so logs are
+/// Flips 1-8 bytes of a table or blob file, write-ahead log or MANIFEST of `dir`, or cuts a
+/// table or blob file short (a cut write-ahead log cannot be told from a crash in mid-write, so logs are
 /// only flipped). Returns what it did.
 fn damage_a_file(dir: &std::path::Path, rng: &mut ChaCha8Rng) -> Result<String, Failure> {
     let mut files: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)?
@@ -788,8 +788,10 @@ fn damage_a_file(dir: &std::path::Path, rng: &mut ChaCha8Rng) -> Result<String, 
             let path = e.ok()?.path();
             let name = path.file_name()?.to_str()?.to_owned();
             let len = std::fs::metadata(&path).ok()?.len();
-            let kind =
-                name.ends_with(".sst") || name.ends_with(".log") || name.starts_with("MANIFEST-");
+            let kind = name.ends_with(".sst")
+                || name.ends_with(".blob")
+                || name.ends_with(".log")
+                || name.starts_with("MANIFEST-");
             (kind && len > 16).then_some((path, len))
         })
         .collect();
@@ -799,7 +801,7 @@ fn damage_a_file(dir: &std::path::Path, rng: &mut ChaCha8Rng) -> Result<String, 
     }
     let tables: Vec<&(PathBuf, u64)> = files
         .iter()
-        .filter(|(p, _)| p.extension().is_some_and(|e| e == "sst"))
+        .filter(|(p, _)| p.extension().is_some_and(|e| e == "sst" || e == "blob"))
         .collect();
     let name = |p: &PathBuf| {
         p.file_name()

@@ -44,6 +44,7 @@ mod group;
 mod identity;
 mod index;
 pub(crate) mod layout;
+mod tuning;
 
 pub use commit::{CommitStats, GroupCommit, KvSpace};
 pub use error::{Location, StorageError};
@@ -55,7 +56,7 @@ use crate::config::NodeId;
 use crate::error::Fatal;
 use layout::HardState;
 use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, DB, DBIterator, DBRecoveryMode, IteratorMode, Options,
+    ColumnFamily, ColumnFamilyDescriptor, DB, DBIterator, DBRecoveryMode, IteratorMode,
     ReadOptions, WriteOptions,
 };
 use std::collections::HashMap;
@@ -129,9 +130,10 @@ impl Db {
             path: data_dir.to_owned(),
             source,
         })?;
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
+        let direct_io = tuning::direct_io_supported(data_dir);
+        tracing::info!(data_dir = %data_dir.display(), direct_io,
+            "opening storage (flushes and compactions use direct I/O where the file system takes it)");
+        let mut options = tuning::db_options(direct_io);
         // RocksDB's default recovery replays the write-ahead log up to its first damaged
         // record and silently drops the synced writes behind it: promises and accepted
         // entries a majority counted on. Damage before the end stops the open instead; an
@@ -141,7 +143,7 @@ impl Db {
         options.set_track_and_verify_wals_in_manifest(true);
         let families = Cf::ALL
             .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), tuning::cf_options(*cf)));
         let db = DB::open_cf_descriptors(&options, data_dir, families).map_err(|source| {
             let action = match source.kind() {
                 rocksdb::ErrorKind::Corruption => {
