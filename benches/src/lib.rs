@@ -10,6 +10,7 @@
 //!   paxlog-bench produce|consume ─► load::{produce,consume} ─► Connection ─► cluster (gRPC)
 //!                                        └─► load::stats (HDR histograms) ─► load::report
 //!   paxlog-bench calibrate ─► synced appends, loopback TCP ─► limits and targets
+//!   paxlog-bench failover ─► LocalCluster ─► kill -9 the leader ─► first acknowledged write
 //!   criterion ─► MemCluster (3 replicas, in-memory storage, instant network)
 //!                   propose ─► ready ─► persist ─► deliver ─► ... ─► decided
 //! ```
@@ -17,5 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod calibrate;
+pub mod failover;
 pub mod load;
 pub mod memcluster;
+pub mod plot;

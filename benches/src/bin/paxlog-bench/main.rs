@@ -7,12 +7,15 @@
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use paxlog_benches::calibrate::{self, CalibrateConfig};
+use paxlog_benches::failover::{self, FailoverConfig};
 use paxlog_benches::load::consume::{self, ConsumeConfig};
 use paxlog_benches::load::produce::{self, ProduceConfig};
 use paxlog_benches::load::progress::{Live, Progress};
 use paxlog_benches::load::report::{ConsumeReport, ProduceReport, describe_until};
 use paxlog_benches::load::{Stop, Until, parse_duration};
+use paxlog_benches::plot;
 use paxlog_client::cli::consume::StartFrom;
+use paxlog_client::cluster::locate_broker_binary;
 use paxlog_client::{DEFAULT_BROKERS, parse_brokers};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -36,6 +39,50 @@ enum Command {
     /// Measure this machine's limits (synced appends and bandwidth of a disk, loopback
     /// TCP), so results can be stated as a fraction of them.
     Calibrate(CalibrateArgs),
+    /// Start a local cluster, kill -9 a partition's leader again and again, and measure the
+    /// time from each kill to the first acknowledged write.
+    Failover(FailoverArgs),
+    /// Draw SVG charts (one per sweep) from the JSON lines `benches/sweep.sh` writes.
+    Plot(PlotArgs),
+}
+
+#[derive(Debug, Args)]
+struct PlotArgs {
+    /// The sweep's JSON lines.
+    input: std::path::PathBuf,
+    /// Directory the charts (SWEEP.svg) are written to.
+    #[arg(long, default_value = ".")]
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct FailoverArgs {
+    /// Leader kills.
+    #[arg(long, default_value_t = 20)]
+    kills: u32,
+    /// Nodes of the cluster the benchmark starts.
+    #[arg(long, default_value_t = 3)]
+    nodes: u16,
+    /// Writers, each with one publish in flight.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// Deadline of one publish, the SDK's retries included.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    publish_timeout: Duration,
+    /// The broker executable [default: paxlog-broker next to this program].
+    #[arg(long)]
+    broker_bin: Option<std::path::PathBuf>,
+    /// Parent of the nodes' data directories, deleted at the end [default: a new
+    /// directory under the system's temporary directory].
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// gRPC port of node 1 (node n: +n-1; metrics ports +2000), apart from a local
+    /// cluster's default 7001 so both can run.
+    #[arg(long, default_value_t = 7101)]
+    base_port: u16,
+    /// Print one JSON object (one line) for scripts instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +247,50 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("calibrate")?;
             let output = if args.json { c.json() } else { c.text() };
             (output, c.small_synced.latency.count)
+        }
+        Command::Plot(args) => {
+            let text = std::fs::read_to_string(&args.input)
+                .with_context(|| format!("reading {}", args.input.display()))?;
+            let points =
+                plot::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.input.display()))?;
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("creating {}", args.out.display()))?;
+            let mut written = Vec::new();
+            for (sweep, svg) in plot::charts(&points) {
+                let path = args.out.join(format!("{sweep}.svg"));
+                std::fs::write(&path, svg)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written.push(path.display().to_string());
+            }
+            (written.join("\n"), written.len() as u64)
+        }
+        Command::Failover(args) => {
+            let cfg = FailoverConfig {
+                kills: args.kills,
+                nodes: args.nodes,
+                writers: args.writers,
+                publish_timeout: args.publish_timeout,
+                broker_bin: locate_broker_binary(args.broker_bin)?,
+                data: args.data.unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("paxlog-failover-{}", std::process::id()))
+                }),
+                base_port: args.base_port,
+            };
+            if !args.json {
+                eprintln!(
+                    "failover: {} leader kills in a {}-node cluster under {}",
+                    cfg.kills,
+                    cfg.nodes,
+                    cfg.data.display()
+                );
+            }
+            let report = failover::run(&cfg).await.context("failover")?;
+            let output = if args.json {
+                report.json()
+            } else {
+                report.text()
+            };
+            (output, report.kills.len() as u64)
         }
         Command::Produce(args) => {
             let c = &args.common;
