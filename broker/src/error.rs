@@ -98,6 +98,18 @@ pub enum Error {
     /// Too many writes in flight.
     #[error("the partition leader is busy with too many writes in flight: retry with backoff")]
     Busy,
+    /// The node-wide budget of publish bytes awaiting consensus is used up.
+    #[error(
+        "this broker holds {held} bytes of publishes awaiting consensus, its budget (max_inflight_bytes = {budget}); this one needs {wanted} more: retry with backoff"
+    )]
+    Overloaded {
+        /// Bytes held now.
+        held: u64,
+        /// The budget.
+        budget: u64,
+        /// This publish's bytes.
+        wanted: u64,
+    },
     /// A new partition leader cannot check idempotent sequences yet.
     #[error(
         "the partition's new leader is still applying what earlier leaders wrote: retry in a moment"
@@ -312,7 +324,7 @@ impl From<Error> for tonic::Status {
             }
             Error::Storage(e) if e.is_corruption() => (Code::Unavailable, C::CorruptData, None),
             Error::Storage(_) => (Code::Unavailable, C::StorageFatal, None),
-            Error::Busy => (Code::Unavailable, C::Throttled, None),
+            Error::Busy | Error::Overloaded { .. } => (Code::Unavailable, C::Throttled, None),
             Error::OutcomeUnknown => (Code::Unavailable, C::NotLeader, None),
             Error::Timeout(_) => (Code::DeadlineExceeded, C::Timeout, None),
             Error::ReplicaStopped(_) => (Code::Unavailable, C::CorruptData, None),

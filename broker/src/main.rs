@@ -41,6 +41,10 @@ struct Args {
     /// [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     max_record_bytes: Option<u32>,
+    /// Bytes of publishes this broker holds while they await consensus; past it, publishes
+    /// are refused with THROTTLED [env: PAXLOG_MAX_INFLIGHT_BYTES] [default: 268435456].
+    #[arg(long, value_name = "BYTES")]
+    max_inflight_bytes: Option<u64>,
 }
 
 fn parse_peers(input: &str) -> Result<BTreeMap<NodeId, String>, String> {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         metrics: args.metrics,
         max_record_bytes: args.max_record_bytes,
+        max_inflight_bytes: args.max_inflight_bytes,
     };
     let config = match Config::load(args.config.as_deref(), std::env::vars(), flags) {
         Ok(config) => config,

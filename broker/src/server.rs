@@ -15,8 +15,8 @@ use crate::config::Config;
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::node::{Driver, DriverConfig, DriverHandle};
-use crate::service::ClientApi;
 use crate::service::SERVICE_NAMES;
+use crate::service::{ClientApi, Limits};
 use crate::storage::Db;
 use crate::transport::{PeerHub, PeerMetrics, TransportConfig};
 use paxlog_proto::v1::{
@@ -166,7 +166,10 @@ async fn serve(
         DriverHandle::new(commands),
         view,
         storage.clone(),
-        config.max_record_bytes,
+        Limits {
+            max_record_bytes: config.max_record_bytes,
+            max_inflight_bytes: config.max_inflight_bytes,
+        },
         node_metrics,
     );
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -208,8 +211,8 @@ async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(AdminServer::new(api.clone()))
         .add_service(MetadataServer::new(api.clone()))
-        // zstd message compression when the client asks for it (SDK: `compression`);
-        // stored batches are compressed by RocksDB (LZ4) either way.
+        // zstd message compression when the client asks for it (SDK: `compression`); the
+        // broker stores batches as they come (see storage/tuning.rs).
         .add_service(
             ProducerServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Zstd)

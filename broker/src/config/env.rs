@@ -8,6 +8,7 @@
 //! | `PAXLOG_DATA_DIR`         | `data_dir`         |
 //! | `PAXLOG_METRICS`          | `metrics`          |
 //! | `PAXLOG_MAX_RECORD_BYTES` | `max_record_bytes` |
+//! | `PAXLOG_MAX_INFLIGHT_BYTES` | `max_inflight_bytes` |
 //!
 //! Other `PAXLOG_*` names are ignored: the CLI and tools share the prefix.
 
@@ -42,6 +43,7 @@ impl ConfigPatch {
                 "DATA_DIR" => patch.data_dir = Some(PathBuf::from(value)),
                 "METRICS" => patch.metrics = Some(parse(&var, &value)?),
                 "MAX_RECORD_BYTES" => patch.max_record_bytes = Some(parse(&var, &value)?),
+                "MAX_INFLIGHT_BYTES" => patch.max_inflight_bytes = Some(parse(&var, &value)?),
                 _ => {}
             }
         }

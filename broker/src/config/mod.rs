@@ -12,6 +12,7 @@
 //! data_dir = "./data/node-1"          # default: ./data/node-<id>
 //! metrics = "127.0.0.1:9001"          # default: listen port + 2000
 //! max_record_bytes = 1048576
+//! max_inflight_bytes = 268435456      # publishes awaiting consensus, node-wide
 //!
 //! [peers]                             # every node, this one included
 //! 1 = "127.0.0.1:7001"
@@ -43,6 +44,8 @@ pub const DEFAULT_MAX_RECORD_BYTES: u32 = 1 << 20;
 /// Upper bound for `max_record_bytes`: records travel whole in one Paxos value and one gRPC
 /// message, so they must stay well below gRPC's message size limits.
 pub const MAX_RECORD_BYTES_LIMIT: u32 = 64 << 20;
+/// Default budget of publish bytes a broker holds while they await consensus: 256 MiB.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
 /// Parent of the default data directories (`./data/node-<id>`).
 pub const DEFAULT_DATA_ROOT: &str = "./data";
 
@@ -66,6 +69,11 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Largest record (key + value + headers), in bytes, a producer may publish.
     pub max_record_bytes: u32,
+    /// Bytes of publishes (encoded batches) this broker holds, node-wide, between taking
+    /// them and answering them: what bounds its memory under a producer flood. Past it,
+    /// publishes are refused with THROTTLED (the SDK backs off and retries). At least
+    /// `max_record_bytes`.
+    pub max_inflight_bytes: u64,
 }
 
 impl Default for Config {
@@ -78,6 +86,7 @@ impl Default for Config {
             data_dir: None,
             metrics: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
         }
     }
 }
@@ -98,6 +107,8 @@ pub struct ConfigPatch {
     pub metrics: Option<SocketAddr>,
     /// See [`Config::max_record_bytes`].
     pub max_record_bytes: Option<u32>,
+    /// See [`Config::max_inflight_bytes`].
+    pub max_inflight_bytes: Option<u64>,
 }
 
 /// Why a configuration was rejected. Every message names the setting and how to fix it.
@@ -157,6 +168,16 @@ pub enum ConfigError {
     /// `max_record_bytes` is 0 or above [`MAX_RECORD_BYTES_LIMIT`].
     #[error("max_record_bytes = {0} is out of range: use 1 to {MAX_RECORD_BYTES_LIMIT}")]
     MaxRecordBytes(u32),
+    /// `max_inflight_bytes` below `max_record_bytes`: a largest record could never be taken.
+    #[error(
+        "max_inflight_bytes = {inflight} is below max_record_bytes = {record}: the broker could never take a largest record; raise max_inflight_bytes (default {DEFAULT_MAX_INFLIGHT_BYTES})"
+    )]
+    MaxInflightBytes {
+        /// The budget given.
+        inflight: u64,
+        /// The largest record.
+        record: u32,
+    },
     /// The default metrics port (listen port + 2000) does not exist.
     #[error(
         "no default metrics port for listen port {0} (port + {METRICS_PORT_OFFSET} exceeds 65535): pass --metrics host:port"
@@ -197,6 +218,7 @@ impl Config {
             data_dir,
             metrics,
             max_record_bytes,
+            max_inflight_bytes,
         } = patch;
         self.id = id.unwrap_or(self.id);
         self.listen = listen.unwrap_or(self.listen);
@@ -204,6 +226,7 @@ impl Config {
         self.data_dir = data_dir.or(self.data_dir.take());
         self.metrics = metrics.or(self.metrics);
         self.max_record_bytes = max_record_bytes.unwrap_or(self.max_record_bytes);
+        self.max_inflight_bytes = max_inflight_bytes.unwrap_or(self.max_inflight_bytes);
     }
 
     /// Checks the settings together; `Ok` means the broker can try to start with them.
@@ -226,6 +249,12 @@ impl Config {
         }
         if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_BYTES_LIMIT {
             return Err(ConfigError::MaxRecordBytes(self.max_record_bytes));
+        }
+        if self.max_inflight_bytes < u64::from(self.max_record_bytes) {
+            return Err(ConfigError::MaxInflightBytes {
+                inflight: self.max_inflight_bytes,
+                record: self.max_record_bytes,
+            });
         }
         let metrics = self.metrics_addr()?;
         // Port 0 asks the OS for a free port, so two port-0 addresses never collide.
@@ -279,6 +308,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     max_record_bytes: Option<u32>,
+    max_inflight_bytes: Option<u64>,
 }
 
 impl ConfigPatch {
@@ -311,6 +341,7 @@ impl ConfigPatch {
             data_dir: file.data_dir,
             metrics: file.metrics,
             max_record_bytes: file.max_record_bytes,
+            max_inflight_bytes: file.max_inflight_bytes,
         })
     }
 }

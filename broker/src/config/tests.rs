@@ -179,3 +179,27 @@ fn metrics_may_not_share_the_listen_address() {
         "{err}"
     );
 }
+
+#[test]
+fn the_inflight_budget_must_hold_a_largest_record() {
+    let flags = ConfigPatch {
+        max_record_bytes: Some(1 << 20),
+        max_inflight_bytes: Some((1 << 20) - 1),
+        ..flags_with_id(1)
+    };
+    let err = Config::load(None, env(&[]), flags).expect_err("must be rejected");
+    assert!(matches!(err, ConfigError::MaxInflightBytes { .. }), "{err}");
+    assert!(
+        err.to_string().contains("raise max_inflight_bytes"),
+        "{err}"
+    );
+    let vars = env(&[("PAXLOG_MAX_INFLIGHT_BYTES", "2097152")]);
+    let config = Config::load(None, vars, flags_with_id(1)).expect("ok");
+    assert_eq!(config.max_inflight_bytes, 2 << 20);
+    assert_eq!(
+        Config::load(None, env(&[]), flags_with_id(1))
+            .expect("ok")
+            .max_inflight_bytes,
+        DEFAULT_MAX_INFLIGHT_BYTES
+    );
+}

@@ -15,6 +15,8 @@
 //!   paxlog_publish_requests_total{outcome}       ok, or the error code (not_leader, ...)
 //!   paxlog_publish_records_total / paxlog_publish_bytes_total
 //!   paxlog_publish_latency_seconds               received -> acknowledged (histogram)
+//!   paxlog_publish_inflight_bytes                publish bytes awaiting consensus (budget:
+//!                                                max_inflight_bytes; past it THROTTLED)
 //!   paxlog_fetch_requests_total{outcome}
 //!   paxlog_fetch_records_total / paxlog_fetch_bytes_total
 //! ```
@@ -123,6 +125,8 @@ pub struct NodeMetrics {
     publish_records: Counter,
     publish_bytes: Counter,
     publish_latency: Histogram,
+    /// Publish bytes held between taking and answering them.
+    pub publish_inflight_bytes: Gauge,
     fetch_requests: Outcomes,
     fetch_records: Counter,
     fetch_bytes: Counter,
@@ -226,6 +230,11 @@ impl NodeMetrics {
             m.publish_latency.clone(),
         );
         registry.register(
+            "publish_inflight_bytes",
+            "Bytes of publishes this broker holds awaiting consensus (budget: max_inflight_bytes)",
+            m.publish_inflight_bytes.clone(),
+        );
+        registry.register(
             "fetch_requests",
             "Fetch requests answered, by outcome (ok or the error code)",
             m.fetch_requests.family.clone(),
@@ -254,6 +263,7 @@ impl NodeMetrics {
             publish_records: Counter::default(),
             publish_bytes: Counter::default(),
             publish_latency: latency_buckets(),
+            publish_inflight_bytes: Gauge::default(),
             fetch_requests: Outcomes::default(),
             fetch_records: Counter::default(),
             fetch_bytes: Counter::default(),

@@ -61,10 +61,22 @@ struct Inner {
     view: Arc<View>,
     db: Arc<Db>,
     max_record_bytes: u32,
+    /// Publish bytes awaiting consensus, node-wide; see [`Limits::max_inflight_bytes`].
+    inflight: Arc<tokio::sync::Semaphore>,
+    max_inflight_bytes: u64,
     round_robin: AtomicU64,
     metrics: Arc<NodeMetrics>,
     live_groups: groups::LiveGroups,
     member_ids: AtomicU64,
+}
+
+/// What the client API takes at most (from [`crate::config::Config`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// See [`crate::config::Config::max_record_bytes`].
+    pub max_record_bytes: u32,
+    /// See [`crate::config::Config::max_inflight_bytes`].
+    pub max_inflight_bytes: u64,
 }
 
 impl ClientApi {
@@ -75,16 +87,21 @@ impl ClientApi {
         driver: DriverHandle,
         view: Arc<View>,
         db: Arc<Db>,
-        max_record_bytes: u32,
+        limits: Limits,
         metrics: Arc<NodeMetrics>,
     ) -> Self {
+        let budget = usize::try_from(limits.max_inflight_bytes)
+            .unwrap_or(usize::MAX)
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         let inner = Inner {
             node,
             members,
             driver,
             view,
             db,
-            max_record_bytes,
+            max_record_bytes: limits.max_record_bytes,
+            inflight: Arc::new(tokio::sync::Semaphore::new(budget)),
+            max_inflight_bytes: budget as u64,
             round_robin: AtomicU64::new(0),
             metrics,
             live_groups: Default::default(),

@@ -95,6 +95,50 @@ impl ClientApi {
     }
 }
 
+/// Publish bytes held against the node's in-flight budget until dropped (when the publish
+/// is answered, whatever the outcome).
+struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    bytes: i64,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.bytes);
+    }
+}
+
+impl ClientApi {
+    /// Takes `bytes` of the in-flight budget, or refuses the publish at once: waiting would
+    /// hold its bytes anyway, and a refusal (THROTTLED) makes producers back off.
+    fn hold_inflight(&self, bytes: usize) -> Result<Held, Error> {
+        let budget = self.inner.max_inflight_bytes;
+        let wanted = bytes as u64;
+        if wanted > budget {
+            return Err(Error::InvalidRequest(format!(
+                "a publish of {wanted} encoded bytes is more than this broker ever holds at once (max_inflight_bytes = {budget}): send smaller batches"
+            )));
+        }
+        let permit = u32::try_from(bytes)
+            .ok()
+            .and_then(|n| self.inner.inflight.clone().try_acquire_many_owned(n).ok())
+            .ok_or_else(|| Error::Overloaded {
+                held: budget.saturating_sub(self.inner.inflight.available_permits() as u64),
+                budget,
+                wanted,
+            })?;
+        let gauge = self.inner.metrics.publish_inflight_bytes.clone();
+        let bytes = bytes as i64;
+        gauge.inc_by(bytes);
+        Ok(Held {
+            _permit: permit,
+            bytes,
+            gauge,
+        })
+    }
+}
+
 /// What `max_record_bytes` limits: the bytes a producer controls (key, value, header names
 /// and values), as the wire contract says; not the stored framing around them.
 fn record_size(r: &pb::Record) -> usize {
@@ -203,6 +247,7 @@ impl ClientApi {
             records,
         })
         .encode();
+        let _held = self.hold_inflight(payload.len())?;
         let propose = self
             .inner
             .driver

@@ -193,6 +193,20 @@ impl Cluster {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT of node `id`: a paused broker keeps its connections and
+    /// answers nothing, like a stalled machine.
+    pub fn pause(&mut self, id: u64, pause: bool) {
+        use rustix::process::{Pid, Signal, kill_process};
+        let pid = self
+            .node(id)
+            .child
+            .as_ref()
+            .and_then(|c| Pid::from_raw(i32::try_from(c.id()).ok()?))
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        let signal = if pause { Signal::STOP } else { Signal::CONT };
+        kill_process(pid, signal).expect("signal the node");
+    }
+
     /// Starts a killed node again on its data and waits until it serves.
     pub async fn restart(&mut self, id: u64) {
         self.spawn(id);

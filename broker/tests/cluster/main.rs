@@ -10,6 +10,7 @@ mod groups;
 mod harness;
 mod idempotence;
 mod metrics;
+mod overload;
 #[path = "../common/ports.rs"]
 mod ports;
 mod restart;

@@ -12,7 +12,7 @@ use text::Scrape;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The parsed metrics of the node at `addr`.
-async fn scrape(addr: SocketAddr) -> Scrape {
+pub(super) async fn scrape(addr: SocketAddr) -> Scrape {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to /metrics");

@@ -1,0 +1,138 @@
+//! The node-wide budget of publish bytes awaiting consensus (`max_inflight_bytes`): past
+//! it publishes are refused with THROTTLED at once, what was taken completes, and the
+//! budget is whole again afterwards.
+
+use super::client::wire_error;
+use super::harness::{Cluster, DEADLINE, POLL, read_all};
+use super::metrics::scrape;
+use paxlog_proto::v1 as pb;
+use std::time::Instant;
+use tonic::Code;
+
+const RECORD: usize = 60_000;
+const BUDGET: usize = 262_144;
+
+fn publish(value_byte: u8, count: usize) -> pb::PublishRequest {
+    pb::PublishRequest {
+        topic: "t".into(),
+        partition: Some(0),
+        records: (0..count)
+            .map(|_| pb::Record {
+                value: vec![value_byte; RECORD].into(),
+                ..Default::default()
+            })
+            .collect(),
+        timeout_ms: 60_000,
+        ..Default::default()
+    }
+}
+
+/// Waits until node `id`'s `paxlog_publish_inflight_bytes` satisfies `check`.
+async fn wait_inflight(c: &Cluster, id: u64, what: &str, check: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let value = scrape(c.node(id).metrics)
+            .await
+            .value("paxlog_publish_inflight_bytes", &[]);
+        if value.is_some_and(&check) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: in flight {value:?} after {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_past_the_inflight_budget_are_throttled_and_the_rest_complete() {
+    let budget = BUDGET.to_string();
+    let mut c = Cluster::start_with(
+        3,
+        &[
+            ("PAXLOG_MAX_RECORD_BYTES", "65536"),
+            ("PAXLOG_MAX_INFLIGHT_BYTES", &budget),
+        ],
+    )
+    .await;
+    c.create_topic("t", 1, 3).await;
+    let leader = c.leaders("t").await[0];
+    let mut producer = c.producer(leader).await;
+
+    // More than the broker ever holds at once: refused as a request to change.
+    let status = producer
+        .publish(publish(1, 5))
+        .await
+        .expect_err("5 x 60 KB is past a 256 KiB budget");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("send smaller batches"),
+        "{status:?}"
+    );
+
+    // With the followers stopped nothing is decided, so four publishes hold their bytes.
+    let followers: Vec<u64> = c.running().into_iter().filter(|id| *id != leader).collect();
+    for f in &followers {
+        c.pause(*f, true);
+    }
+    let mut held = Vec::new();
+    for i in 0..4u8 {
+        let mut p = producer.clone();
+        held.push(tokio::spawn(
+            async move { p.publish(publish(10 + i, 1)).await },
+        ));
+    }
+    wait_inflight(&c, leader, "four publishes held", |v| {
+        v >= (4 * RECORD) as f64
+    })
+    .await;
+    let status = producer
+        .publish(publish(20, 1))
+        .await
+        .expect_err("the budget is used up");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        wire_error(&status).map(|e| e.code()),
+        Some(pb::ErrorCode::Throttled),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("max_inflight_bytes"),
+        "{status:?}"
+    );
+
+    for f in &followers {
+        c.pause(*f, false);
+    }
+    let mut acknowledged = Vec::new();
+    for h in held {
+        if let Ok(r) = h.await.expect("publish task") {
+            acknowledged.push(r.into_inner().base_offset);
+        }
+    }
+    wait_inflight(&c, leader, "the budget is whole again", |v| v == 0.0).await;
+    let last = loop {
+        // A follower that timed out while stopped may have started an election: retry
+        // until this broker leads again or another one answers.
+        let leader = c.leaders("t").await[0];
+        let mut p = c.producer(leader).await;
+        match p.publish(publish(30, 1)).await {
+            Ok(r) => break r.into_inner().base_offset,
+            Err(s) if s.code() == Code::Unavailable => continue,
+            Err(s) => panic!("publish after the flood: {s:?}"),
+        }
+    };
+    let leader = c.leaders("t").await[0];
+    let stored: Vec<u64> = read_all(&c, leader, "t", 0)
+        .await
+        .into_iter()
+        .map(|(offset, _)| offset)
+        .collect();
+    for offset in acknowledged.iter().chain([&last]) {
+        assert!(
+            stored.contains(offset),
+            "acknowledged offset {offset} lost: {stored:?}"
+        );
+    }
+}
