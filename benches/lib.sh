@@ -19,6 +19,13 @@ stop_cluster() {
   rm -rf "$WORK/data"
 }
 cleanup() {
+  # A broker that died mid-run (its process exited) leaves its logs for a post-mortem.
+  if [[ -n "$cluster_pid" ]] && ! kill -0 "$cluster_pid" 2>/dev/null || grep -qs "exited" "$WORK/cluster.log"; then
+    local keep
+    keep="$(mktemp -d /tmp/paxlog-bench-logs.XXXX)"
+    cp "$WORK"/cluster.log "$WORK"/data/*.log "$keep/" 2>/dev/null || true
+    echo "a broker or the cluster exited during the run: logs kept in $keep" >&2
+  fi
   stop_cluster
   rm -rf "$WORK"
 }

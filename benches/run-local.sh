@@ -4,6 +4,7 @@
 #   (a) sync:      1 producer, 1 publish in flight, batch 1
 #   (b) pipelined: 4 producers x 8 in flight, batch 16
 #   (c) pipe256:   1 producer x 256 in flight, batch 1 (the shape of the NATS peer's window)
+#   (e) batch128:  4 producers x 8 in flight, batch 128 (what a producer with linger fills)
 #   (d) consume:   everything back, from earliest
 #
 #   benches/run-local.sh [DURATION]          DURATION of each produce mode [20s]
@@ -24,4 +25,5 @@ start_cluster 3
 measure '"label":"sync"' produce --topic bench --duration "$DURATION"
 measure '"label":"pipelined"' produce --topic bench --duration "$DURATION" --producers 4 --in-flight 8 --batch 16
 measure '"label":"pipe256"' produce --topic bench --duration "$DURATION" --in-flight 256
+measure '"label":"batch128"' produce --topic bench --duration "$DURATION" --producers 4 --in-flight 8 --batch 128
 measure '"label":"consume"' consume --topic bench --from earliest

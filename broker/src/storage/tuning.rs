@@ -35,6 +35,9 @@ pub(super) fn db_options(direct_io: bool) -> Options {
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.set_use_direct_io_for_flush_and_compaction(direct_io);
+    // Consumers read a partition's log in order: let the kernel read ahead in blob and
+    // table files (RocksDB's default advises random access, which turns read-ahead off).
+    options.set_advise_random_on_open(false);
     options
 }
 
