@@ -43,8 +43,10 @@ pub struct FailoverConfig {
     pub publish_timeout: Duration,
     /// The broker executable.
     pub broker_bin: PathBuf,
-    /// Parent of the nodes' data directories (deleted at the end).
+    /// Parent of the nodes' data directories and logs.
     pub data: PathBuf,
+    /// Keep `data` at the end (the nodes' logs tell what each election did).
+    pub keep_data: bool,
     /// gRPC port of node 1 (metrics: +2000).
     pub base_port: u16,
 }
@@ -134,7 +136,8 @@ impl Acks {
     }
 }
 
-/// Runs the benchmark; the cluster is stopped and its data deleted however it ends.
+/// Runs the benchmark; the cluster is stopped however it ends, and its data deleted unless
+/// `keep_data`.
 pub async fn run(cfg: &FailoverConfig) -> Result<FailoverReport, Error> {
     if cfg.kills == 0 || cfg.writers == 0 || cfg.nodes < 3 {
         return Err(Error::InvalidArgument(
@@ -150,7 +153,9 @@ pub async fn run(cfg: &FailoverConfig) -> Result<FailoverReport, Error> {
     let mut cluster = LocalCluster::start(&spec).await?;
     let result = measure(cfg, &spec, &mut cluster).await;
     let _ = cluster.stop().await;
-    let _ = std::fs::remove_dir_all(&cfg.data);
+    if !cfg.keep_data {
+        let _ = std::fs::remove_dir_all(&cfg.data);
+    }
     result
 }
 

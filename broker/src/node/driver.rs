@@ -58,8 +58,10 @@ impl DriverConfig {
             id: self.node,
             voters,
             heartbeat_ticks: 5,
-            election_ticks_min: if fast { 15 } else { 40 },
-            election_ticks_max: if fast { 30 } else { 80 },
+            // 6 heartbeats missed at least; the preferred leader's range ends before the
+            // others' begins, so it usually wins.
+            election_ticks_min: if fast { 15 } else { 30 },
+            election_ticks_max: if fast { 30 } else { 60 },
             retransmit_ticks: 10,
             max_inflight: 1024,
             max_batch_entries: 256,

@@ -72,8 +72,8 @@ struct FailoverArgs {
     /// The broker executable [default: paxlog-broker next to this program].
     #[arg(long)]
     broker_bin: Option<std::path::PathBuf>,
-    /// Parent of the nodes' data directories, deleted at the end [default: a new
-    /// directory under the system's temporary directory].
+    /// Parent of the nodes' data directories and logs, kept at the end [default: a new
+    /// directory under the system's temporary directory, deleted at the end].
     #[arg(long)]
     data: Option<std::path::PathBuf>,
     /// gRPC port of node 1 (node n: +n-1; metrics ports +2000), apart from a local
@@ -271,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 writers: args.writers,
                 publish_timeout: args.publish_timeout,
                 broker_bin: locate_broker_binary(args.broker_bin)?,
+                keep_data: args.data.is_some(),
                 data: args.data.unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("paxlog-failover-{}", std::process::id()))
                 }),
