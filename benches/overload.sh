@@ -22,7 +22,7 @@ start_cluster 3
 unset PAXLOG_MAX_INFLIGHT_BYTES
 peaks() {
   local out="" pid
-  for pid in $(pgrep -f "$WORK/paxlog-broker"); do
+  for pid in $(pgrep -f "^$WORK/paxlog-broker"); do
     out+="$(awk '/VmHWM/ {print $2 * 1024}' "/proc/$pid/status"),"
   done
   echo "[${out%,}]"
