@@ -391,43 +391,23 @@ fn groups_share_one_database_handle() {
     assert!(stores.iter().all(|s| Arc::ptr_eq(s.db(), &db)));
 }
 
+/// Flipped bytes in the middle of the largest table file (its data blocks, the keys since
+/// record batches moved to blob files), as a bad disk or the jepsen nemesis would.
 #[test]
 fn a_damaged_file_on_disk_is_reported_as_corruption() {
-    let (dir, db) = temp_db();
-    let mut partition = Appender::new(db.clone(), 2);
-    for _ in 0..64 {
-        partition.append(4, 500);
-    }
-    let log = db.db().cf_handle("log").expect("log cf");
-    db.db().flush_cf(log).expect("flush");
-    drop(partition);
-    let db = Arc::into_inner(db).expect("only reference");
-    drop(db);
-
-    // Flip bytes in the middle of the largest table file (its data blocks), as a bad disk
-    // or the jepsen nemesis would.
-    flip_middle(&largest_file(dir.path(), "sst"), 8);
-
-    let db = Db::open(dir.path(), NODE).expect("open does not read every block");
-    let err = db.verify_group(2).expect_err("the scan reads every block");
-    assert!(err.is_corruption() && err.group() == Some(2), "{err}");
-    assert_names(
-        &err,
-        dir.path(),
-        &["group 2", "stops serving this partition"],
-    );
+    file_damage_is_reported("sst", |path| flip_middle(path, 8));
 }
 
 /// Record batches live in blob files (see `storage/tuning.rs`): damage there is caught by
 /// the scan a replica's open runs, like damage in a table file.
 #[test]
 fn a_damaged_blob_file_is_reported_as_corruption() {
-    blob_damage_is_reported(|path| flip_middle(path, 8));
+    file_damage_is_reported("blob", |path| flip_middle(path, 8));
 }
 
 #[test]
 fn a_blob_file_cut_short_is_reported_as_corruption() {
-    blob_damage_is_reported(|path| {
+    file_damage_is_reported("blob", |path| {
         let len = std::fs::metadata(path).expect("metadata").len();
         std::fs::OpenOptions::new()
             .write(true)
@@ -438,7 +418,9 @@ fn a_blob_file_cut_short_is_reported_as_corruption() {
     });
 }
 
-fn blob_damage_is_reported(damage: impl FnOnce(&std::path::Path)) {
+/// Writes partition 2, flushes it to files, applies `damage` to the largest `.ext` file,
+/// and checks that the open's scan of the partition reports corruption naming it.
+fn file_damage_is_reported(ext: &str, damage: impl FnOnce(&std::path::Path)) {
     let (dir, db) = temp_db();
     let mut partition = Appender::new(db.clone(), 2);
     for _ in 0..64 {
@@ -450,10 +432,10 @@ fn blob_damage_is_reported(damage: impl FnOnce(&std::path::Path)) {
     let db = Arc::into_inner(db).expect("only reference");
     drop(db);
 
-    damage(&largest_file(dir.path(), "blob"));
+    damage(&largest_file(dir.path(), ext));
 
-    let db = Db::open(dir.path(), NODE).expect("open does not read every blob");
-    let err = db.verify_group(2).expect_err("the scan reads every blob");
+    let db = Db::open(dir.path(), NODE).expect("open does not read every block");
+    let err = db.verify_group(2).expect_err("the scan reads every block");
     assert!(err.is_corruption() && err.group() == Some(2), "{err}");
     assert_names(
         &err,

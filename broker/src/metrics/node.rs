@@ -126,7 +126,7 @@ pub struct NodeMetrics {
     publish_bytes: Counter,
     publish_latency: Histogram,
     /// Publish bytes held between taking and answering them.
-    pub publish_inflight_bytes: Gauge,
+    pub(crate) publish_inflight_bytes: Gauge,
     fetch_requests: Outcomes,
     fetch_records: Counter,
     fetch_bytes: Counter,
