@@ -134,6 +134,13 @@ pub enum Error {
     /// The broker is shutting down.
     #[error("the broker is shutting down: retry on another broker")]
     ShuttingDown,
+    /// The caller sent no token, or one this broker does not know (see
+    /// [`crate::security::auth`]).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller's token lacks the permission the call needs.
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 fn leader_text(leader: &Option<(NodeId, String)>) -> String {
@@ -223,6 +230,12 @@ pub enum Fatal {
     /// Replication could not go on (a storage failure in the replica driver).
     #[error("replication stopped: {0}")]
     Replication(String),
+    /// The TLS files are unusable.
+    #[error(transparent)]
+    Tls(#[from] crate::security::TlsError),
+    /// The auth file is unusable.
+    #[error(transparent)]
+    Auth(#[from] crate::security::auth::AuthFileError),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -329,6 +342,8 @@ impl From<Error> for tonic::Status {
             Error::Timeout(_) => (Code::DeadlineExceeded, C::Timeout, None),
             Error::ReplicaStopped(_) => (Code::Unavailable, C::CorruptData, None),
             Error::ShuttingDown => (Code::Unavailable, C::Unspecified, None),
+            Error::Unauthenticated(_) => (Code::Unauthenticated, C::Unauthenticated, None),
+            Error::PermissionDenied(_) => (Code::PermissionDenied, C::PermissionDenied, None),
         };
         let detail = paxlog_proto::v1::Error {
             code: wire as i32,

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod planted;
+pub mod security;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -45,6 +45,21 @@ struct Args {
     /// are refused with THROTTLED [env: PAXLOG_MAX_INFLIGHT_BYTES] [default: 268435456].
     #[arg(long, value_name = "BYTES")]
     max_inflight_bytes: Option<u64>,
+    /// This node's TLS certificate chain (PEM); with --tls-key and --tls-ca turns TLS on,
+    /// mutual between brokers [env: PAXLOG_TLS_CERT].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM) [env: PAXLOG_TLS_KEY].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM), which signed every broker's certificate
+    /// [env: PAXLOG_TLS_CA].
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Tokens and their per-topic permissions (TOML); clients must then send a token.
+    /// Needs TLS [env: PAXLOG_AUTH_FILE].
+    #[arg(long, value_name = "FILE")]
+    auth_file: Option<PathBuf>,
 }
 
 fn parse_peers(input: &str) -> Result<BTreeMap<NodeId, String>, String> {
@@ -71,6 +86,10 @@ fn main() -> ExitCode {
         metrics: args.metrics,
         max_record_bytes: args.max_record_bytes,
         max_inflight_bytes: args.max_inflight_bytes,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_ca: args.tls_ca,
+        auth_file: args.auth_file,
     };
     let config = match Config::load(args.config.as_deref(), std::env::vars(), flags) {
         Ok(config) => config,

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::node::{Driver, DriverConfig, DriverHandle};
+use crate::security::{Authenticator, TlsError, TlsMaterial, Tokens};
 use crate::service::SERVICE_NAMES;
 use crate::service::{ClientApi, Limits};
 use crate::storage::Db;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tonic::codec::CompressionEncoding;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -88,9 +90,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     config.validate()?;
     let span = tracing::info_span!("broker", node = config.id);
     async move {
+        let security = load_security(&config)?;
         let storage = open_storage(&config).await?;
         let listeners = Listeners::bind(&config).await?;
-        serve(&config, storage, listeners, shutdown).await
+        serve(&config, security, storage, listeners, shutdown).await
     }
     .instrument(span)
     .await
@@ -105,8 +108,9 @@ pub async fn run_with_listeners(
     config.validate()?;
     let span = tracing::info_span!("broker", node = config.id);
     async move {
+        let security = load_security(&config)?;
         let storage = open_storage(&config).await?;
-        serve(&config, storage, listeners, shutdown).await
+        serve(&config, security, storage, listeners, shutdown).await
     }
     .instrument(span)
     .await
@@ -124,6 +128,7 @@ async fn open_storage(config: &Config) -> Result<Arc<Db>, Fatal> {
 
 async fn serve(
     config: &Config,
+    (tls, authenticator): (Option<TlsMaterial>, Authenticator),
     storage: Arc<Db>,
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
@@ -134,16 +139,21 @@ async fn serve(
         .metrics
         .local_addr()
         .unwrap_or(config.metrics_addr()?);
+    let transport = TransportConfig {
+        tls: tls.clone(),
+        ..TransportConfig::default()
+    };
     let mut metrics = Metrics::new(config.id);
     let peer_metrics = PeerMetrics::register(metrics.registry_mut());
     let node_metrics = Arc::new(metrics::NodeMetrics::register(metrics.registry_mut()));
     let metrics = Arc::new(metrics);
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
-    let hub = Arc::new(PeerHub::new(
+    let hub = Arc::new(PeerHub::with_config(
         config.id,
         config.members(),
         inbound,
         peer_metrics,
+        transport.clone(),
     ));
     let (commands, commands_rx) = mpsc::channel(COMMANDS);
     let mut driver_config =
@@ -195,8 +205,15 @@ async fn serve(
     let driver_task = tokio::spawn(driver.run(stopped.clone()).in_current_span());
     tokio::pin!(driver_task);
     let mut grpc_stopped = stopped.clone();
-    let transport = TransportConfig::default();
-    let grpc = Server::builder()
+    let mut server = Server::builder();
+    if let Some(tls) = &tls {
+        server = server
+            .tls_config(tls.server())
+            .map_err(|err| Fatal::Tls(TlsError::Refused(chain(&err))))?;
+    }
+    // Every client service passes the authenticator first; health, reflection and the
+    // peer service (mutual TLS) do not.
+    let grpc = server
         // Pings let the accepting side of a peer stream notice a peer that vanished.
         .http2_keepalive_interval(Some(transport.keepalive_interval))
         .http2_keepalive_timeout(Some(transport.keepalive_timeout))
@@ -209,22 +226,36 @@ async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AdminServer::new(api.clone()))
-        .add_service(MetadataServer::new(api.clone()))
+        .add_service(InterceptedService::new(
+            AdminServer::new(api.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            MetadataServer::new(api.clone()),
+            authenticator.clone(),
+        ))
         // zstd message compression when the client asks for it (SDK: `compression`); the
         // broker stores batches as they come (see storage/tuning.rs).
-        .add_service(
+        .add_service(InterceptedService::new(
             ProducerServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Zstd),
-        )
-        .add_service(
+            authenticator.clone(),
+        ))
+        .add_service(InterceptedService::new(
             ConsumerServer::new(api.clone())
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Zstd),
-        )
-        .add_service(GroupsServer::new(api.clone()))
-        .add_service(TriggersServer::new(api))
+            authenticator.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            GroupsServer::new(api.clone()),
+            authenticator.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            TriggersServer::new(api),
+            authenticator.clone(),
+        ))
         .add_service(hub.service())
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
@@ -295,6 +326,38 @@ async fn serve(
     metrics_result?;
     tracing::info!("broker stopped");
     Ok(())
+}
+
+/// The node's TLS material and the client services' authenticator, from the files the
+/// configuration names; read and checked once, before storage opens, so that a node with
+/// unusable files stops before it starts anything.
+fn load_security(config: &Config) -> Result<(Option<TlsMaterial>, Authenticator), Fatal> {
+    let tls = match config.tls_files()? {
+        Some(files) => Some(TlsMaterial::load(&files)?),
+        None => None,
+    };
+    if let Some(tls) = &tls {
+        // Builds rustls's server config: a key that is not the certificate's fails here.
+        Server::builder()
+            .tls_config(tls.server())
+            .map_err(|err| Fatal::Tls(TlsError::Refused(chain(&err))))?;
+    }
+    let authenticator = match &config.auth_file {
+        Some(path) => Authenticator::with_tokens(Tokens::load(path)?),
+        None => Authenticator::open(),
+    };
+    Ok((tls, authenticator))
+}
+
+/// `err` and its sources: tonic's outer message alone does not say what rustls refused.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 /// Reports `status` for the whole server ("") and every paxlog service.

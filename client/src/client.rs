@@ -24,6 +24,7 @@ use crate::connection::{CallKind, ConnectOptions, Connection};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::Error;
 use crate::producer::{Producer, ProducerConfig};
+use crate::security::Security;
 use crate::status::{ClusterView, cluster_view};
 use paxlog_proto::v1::{self as pb, groups_client::GroupsClient};
 use std::sync::Arc;
@@ -56,7 +57,38 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let conn = Connection::new(seeds.into_iter().map(Into::into).collect(), options)?;
+        Self::connect_secured(seeds, options, Security::none(), deadline).await
+    }
+
+    /// [`Client::connect_with`] over TLS and/or with a token (see [`Security`]):
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), paxlog_client::Error> {
+    /// use paxlog_client::{Client, Security, connection::ConnectOptions};
+    /// let security = Security::none()
+    ///     .with_ca_file("ca.pem".as_ref())?
+    ///     .with_token(std::env::var("PAXLOG_TOKEN").unwrap_or_default());
+    /// let client = Client::connect_secured(
+    ///     ["broker-1:7001"],
+    ///     ConnectOptions::default(),
+    ///     security,
+    ///     std::time::Duration::from_secs(30),
+    /// )
+    /// .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_secured<I, S>(
+        seeds: I,
+        options: ConnectOptions,
+        security: Security,
+        deadline: Duration,
+    ) -> Result<Client, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let seeds = seeds.into_iter().map(Into::into).collect();
+        let conn = Connection::secured(seeds, options, security)?;
         conn.metadata(deadline).await?;
         Ok(Client {
             conn: Arc::new(conn),

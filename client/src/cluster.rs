@@ -16,6 +16,7 @@
 use crate::METRICS_PORT_OFFSET;
 use crate::error::Error;
 use crate::health::{self, Health};
+use crate::security::{LocalTls, Security};
 use rustix::process::{Pid, Signal, kill_process};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -51,6 +52,9 @@ pub struct ClusterSpec {
     pub broker_bin: PathBuf,
     /// Extra environment of every broker process (e.g. the harness's planted bug).
     pub env: Vec<(String, String)>,
+    /// How this tool reaches the brokers it started (TLS when they run it; see
+    /// [`ClusterSpec::with_local_tls`]).
+    pub security: Security,
     /// Node `n`'s IP address at index `n - 1` (the fault-injection harness gives each node
     /// its own network namespace); missing entries mean 127.0.0.1.
     pub hosts: Vec<String>,
@@ -97,10 +101,28 @@ impl ClusterSpec {
             data,
             broker_bin,
             env: Vec::new(),
+            security: Security::none(),
             hosts: Vec::new(),
             launchers: Vec::new(),
         }
         .validated()
+    }
+
+    /// Runs the brokers with TLS (mutual between them) and token auth, with the files of
+    /// `tls`; this tool then reaches them with its CA and admin token.
+    pub fn with_local_tls(mut self, tls: &LocalTls) -> Result<Self, Error> {
+        for (var, path) in [
+            ("PAXLOG_TLS_CERT", &tls.cert),
+            ("PAXLOG_TLS_KEY", &tls.key),
+            ("PAXLOG_TLS_CA", &tls.ca),
+            ("PAXLOG_AUTH_FILE", &tls.auth_file),
+        ] {
+            self.env.push((var.to_owned(), path.display().to_string()));
+        }
+        self.security = Security::none()
+            .with_ca_file(&tls.ca)?
+            .with_token(tls.token.clone());
+        Ok(self)
     }
 
     /// Checks node count and port ranges.
@@ -225,6 +247,7 @@ pub struct LocalCluster {
     broker_bin: PathBuf,
     peers: String,
     env: Vec<(String, String)>,
+    security: Security,
 }
 
 impl LocalCluster {
@@ -242,6 +265,7 @@ impl LocalCluster {
             broker_bin: spec.broker_bin.clone(),
             peers: peers.clone(),
             env: spec.env.clone(),
+            security: spec.security.clone(),
         };
         for node in spec.node_specs() {
             match spawn(&spec.broker_bin, &node, &peers, &spec.env) {
@@ -273,7 +297,8 @@ impl LocalCluster {
                 .zip(ready.iter_mut())
                 .filter(|(_, r)| !**r)
             {
-                *ready = health::check(&node.spec.grpc, POLL * 5).await == Health::Serving;
+                *ready = health::check_secured(&node.spec.grpc, POLL * 5, &self.security).await
+                    == Health::Serving;
             }
             if ready.iter().all(|r| *r) {
                 return Ok(());
@@ -460,6 +485,12 @@ fn spawn(
         .arg(format!("--metrics={}", node.metrics))
         .arg(format!("--peers={peers}"))
         .arg(format!("--data-dir={}", node.data_dir.display()))
+        // Security comes from `env` only: a CA or auth file the user exported for the CLI
+        // must not half-configure TLS on the brokers.
+        .env_remove("PAXLOG_TLS_CERT")
+        .env_remove("PAXLOG_TLS_KEY")
+        .env_remove("PAXLOG_TLS_CA")
+        .env_remove("PAXLOG_AUTH_FILE")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(log)

@@ -25,6 +25,7 @@ pub use metadata::{ClusterMetadata, PartitionMetadata, TopicMetadata};
 pub use retry::WireResponse;
 
 use crate::error::{Error, ServerError};
+use crate::security::{AddToken, Security};
 use paxlog_proto::v1::{self as pb, metadata_client::MetadataClient};
 use retry::Decision;
 use std::collections::HashMap;
@@ -35,7 +36,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// A channel to one broker that adds the connection's token to every request.
+pub type BrokerChannel = InterceptedService<Channel, AddToken>;
 
 /// Redirects followed at once; later ones in the same call wait a backoff delay first, so
 /// two brokers that name each other (stale views during an election) do not spin.
@@ -152,7 +157,10 @@ enum LeaderKey {
 pub struct Connection {
     seeds: Vec<String>,
     opts: ConnectOptions,
-    channels: Mutex<HashMap<String, Channel>>,
+    security: Security,
+    /// Adds the token (if any) to each request.
+    token: AddToken,
+    channels: Mutex<HashMap<String, BrokerChannel>>,
     metadata: Mutex<Option<Arc<ClusterMetadata>>>,
     /// Leaders that answered writes: later calls go straight to them.
     leaders: Mutex<HashMap<LeaderKey, String>>,
@@ -168,16 +176,29 @@ pub struct Connection {
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl Connection {
-    /// A connection through `seeds` (`host:port` each). Connects nothing yet.
+    /// A connection through `seeds` (`host:port` each), in plain text without a token.
+    /// Connects nothing yet.
     pub fn new(seeds: Vec<String>, opts: ConnectOptions) -> Result<Connection, Error> {
+        Connection::secured(seeds, opts, Security::none())
+    }
+
+    /// A connection with TLS and/or a token (see [`Security`]). Connects nothing yet.
+    pub fn secured(
+        seeds: Vec<String>,
+        opts: ConnectOptions,
+        security: Security,
+    ) -> Result<Connection, Error> {
         if seeds.is_empty() {
             return Err(Error::InvalidArgument(
                 "no broker address given; expected host:port[,host:port...]".to_owned(),
             ));
         }
+        let token = security.interceptor()?;
         Ok(Connection {
             seeds,
             opts,
+            security,
+            token,
             channels: Mutex::default(),
             metadata: Mutex::default(),
             leaders: Mutex::default(),
@@ -197,22 +218,24 @@ impl Connection {
         &self.opts
     }
 
+    /// TLS and token settings.
+    pub fn security(&self) -> &Security {
+        &self.security
+    }
+
     /// The channel to `address` (`host:port`), created lazily: connecting happens on the
     /// first request and again after a failure. Must run inside a tokio runtime.
-    pub fn channel(&self, address: &str) -> Result<Channel, Error> {
+    pub fn channel(&self, address: &str) -> Result<BrokerChannel, Error> {
         let mut channels = lock(&self.channels);
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}")).map_err(|err| {
-            Error::InvalidArgument(format!(
-                "{address:?} is not a broker address (host:port): {err}"
-            ))
-        })?;
+        let endpoint = self.security.endpoint(address)?;
         let channel = endpoint
             .connect_timeout(self.opts.connect_timeout)
             .tcp_nodelay(true)
             .connect_lazy();
+        let channel = InterceptedService::new(channel, self.token.clone());
         channels.insert(address.to_owned(), channel.clone());
         Ok(channel)
     }
@@ -280,7 +303,7 @@ impl Connection {
     ) -> Result<T, Error>
     where
         T: WireResponse,
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(BrokerChannel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let attempt_timeout = if kind.is_write() {
@@ -303,7 +326,7 @@ impl Connection {
     ) -> Result<T, Error>
     where
         T: WireResponse,
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(BrokerChannel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let start = Instant::now();
@@ -414,7 +437,7 @@ impl Connection {
     ) -> Result<T, ServerError>
     where
         T: WireResponse,
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(BrokerChannel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
         let channel = self

@@ -1,5 +1,6 @@
 //! Asking a broker whether it serves, with `grpc.health.v1`.
 
+use crate::security::Security;
 use serde::Serialize;
 use std::time::Duration;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -42,9 +43,14 @@ impl Health {
 /// Checks the whole server's health (service `""`) at `address` (`host:port`), giving up
 /// after `timeout` for connecting and again for the call.
 pub async fn check(address: &str, timeout: Duration) -> Health {
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
+    check_secured(address, timeout, &Security::none()).await
+}
+
+/// [`check`] over TLS when `security` says so (health needs no token).
+pub async fn check_secured(address: &str, timeout: Duration, security: &Security) -> Health {
+    let endpoint = match security.endpoint(address) {
         Ok(endpoint) => endpoint.connect_timeout(timeout).timeout(timeout),
-        Err(err) => return Health::Unreachable(format!("invalid address: {}", chain(&err))),
+        Err(err) => return Health::Unreachable(err.to_string()),
     };
     let channel = match endpoint.connect().await {
         Ok(channel) => channel,

@@ -26,6 +26,7 @@ pub mod health;
 pub mod partitioner;
 pub mod producer;
 pub mod runner;
+pub mod security;
 pub mod status;
 
 pub use client::{Admin, Client};
@@ -34,6 +35,7 @@ pub use error::Error;
 pub use producer::{
     Compression, Delivered, DeliveryFuture, Producer, ProducerConfig, ProducerRecord,
 };
+pub use security::Security;
 
 /// First gRPC port of the local cluster; node `n` listens on `DEFAULT_BASE_PORT + n - 1`.
 pub const DEFAULT_BASE_PORT: u16 = 7001;

@@ -5,6 +5,7 @@
 use crate::cli::topic::{self, table};
 use crate::connection::Connection;
 use crate::health::{self, Health};
+use crate::security::Security;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -209,11 +210,18 @@ async fn try_cluster_view(
 
 /// Checks every broker concurrently; `timeout` bounds each connect and each call. The
 /// returned [`ClusterStatus::cluster`] is empty: fill it with [`cluster_view`].
-pub async fn check_brokers(addresses: &[String], timeout: Duration) -> ClusterStatus {
+pub async fn check_brokers(
+    addresses: &[String],
+    timeout: Duration,
+    security: &Security,
+) -> ClusterStatus {
     let mut checks = tokio::task::JoinSet::new();
     for (index, address) in addresses.iter().enumerate() {
-        let address = address.clone();
-        checks.spawn(async move { (index, health::check(&address, timeout).await) });
+        let (address, security) = (address.clone(), security.clone());
+        checks.spawn(async move {
+            let health = health::check_secured(&address, timeout, &security).await;
+            (index, health)
+        });
     }
     let mut healths = vec![Health::Unknown; addresses.len()];
     while let Some(joined) = checks.join_next().await {
@@ -354,7 +362,12 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("ephemeral port")
             .port();
-        let status = check_brokers(&[format!("127.0.0.1:{port}")], Duration::from_secs(2)).await;
+        let status = check_brokers(
+            &[format!("127.0.0.1:{port}")],
+            Duration::from_secs(2),
+            &Security::none(),
+        )
+        .await;
         assert!(
             matches!(status.brokers[0].health, Health::Unreachable(_)),
             "{status:?}"

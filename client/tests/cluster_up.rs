@@ -3,7 +3,10 @@
 
 mod common;
 
-use common::{ClusterUp, assert_broker_built, free_base_port, serving_count};
+use common::{
+    ClusterUp, DEADLINE, POLL, assert_broker_built, free_base_port, run_paxlog_with, serving_count,
+    show,
+};
 use rustix::process::{Pid, Signal, test_kill_process};
 
 fn assert_gone(pids: &[i32], output: &str) {
@@ -68,4 +71,81 @@ fn cluster_up_serves_three_nodes_and_stops_them_on_signals() {
         1,
         "the second run reused the data:\n{log}"
     );
+}
+
+#[test]
+fn cluster_up_tls_runs_mutual_tls_with_token_auth_and_says_how_to_connect() {
+    assert_broker_built();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let base = free_base_port();
+    let brokers = (0..3)
+        .map(|i| format!("127.0.0.1:{}", base + i))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut up = ClusterUp::start_with(base, &data, dir.path().join("tls.stderr"), &["--tls"]);
+    // cluster up writes the CA and token before it starts any broker.
+    let started = std::time::Instant::now();
+    while !data.join("tls/admin.token").is_file() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no admin token\n{}",
+            up.output()
+        );
+        std::thread::sleep(POLL);
+    }
+    let tls = data.canonicalize().expect("data dir").join("tls");
+    let ca = tls.join("ca.pem").display().to_string();
+    let token = std::fs::read_to_string(tls.join("admin.token")).expect("admin token");
+    let secure = [
+        ("PAXLOG_TLS_CA", ca.clone()),
+        ("PAXLOG_TOKEN", token.trim().to_owned()),
+    ];
+    up.wait_serving_with(&brokers, &secure[..1]);
+    let output = up.output();
+    assert!(
+        output.contains(&format!(
+            "export PAXLOG_TLS_CA={ca} PAXLOG_TOKEN=$(cat {})",
+            tls.join("admin.token").display()
+        )),
+        "{output}"
+    );
+
+    // With the printed CA and token, the CLI works end to end.
+    let with = |args: &[&str], stdin: &str, env: &[(&str, String)]| {
+        run_paxlog_with(&[args, &["--brokers", &brokers]].concat(), stdin, env)
+    };
+    for (args, stdin) in [
+        (&["topic", "create", "secure", "--partitions", "1"][..], ""),
+        (&["produce", "secure"][..], "one\ntwo\n"),
+    ] {
+        let out = with(args, stdin, &secure);
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let out = with(
+        &["consume", "secure", "--from", "earliest", "--max", "2"],
+        "",
+        &secure,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "{}",
+        show(&out)
+    );
+
+    // Without the token: refused, saying how to pass one. Without the CA: no connection.
+    let out = with(&["topic", "list"], "", &secure[..1]);
+    assert!(!out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("requires a token"),
+        "{}",
+        show(&out)
+    );
+    let out = with(&["topic", "list", "--timeout-ms", "3000"], "", &secure[1..]);
+    assert!(!out.status.success(), "{}", show(&out));
+
+    let status = up.signal_and_wait(Signal::TERM);
+    assert!(status.success(), "{}", up.output());
 }

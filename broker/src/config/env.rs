@@ -9,6 +9,10 @@
 //! | `PAXLOG_METRICS`          | `metrics`          |
 //! | `PAXLOG_MAX_RECORD_BYTES` | `max_record_bytes` |
 //! | `PAXLOG_MAX_INFLIGHT_BYTES` | `max_inflight_bytes` |
+//! | `PAXLOG_TLS_CERT`         | `tls_cert`         |
+//! | `PAXLOG_TLS_KEY`          | `tls_key`          |
+//! | `PAXLOG_TLS_CA`           | `tls_ca`           |
+//! | `PAXLOG_AUTH_FILE`        | `auth_file`        |
 //!
 //! Other `PAXLOG_*` names are ignored: the CLI and tools share the prefix.
 
@@ -44,6 +48,10 @@ impl ConfigPatch {
                 "METRICS" => patch.metrics = Some(parse(&var, &value)?),
                 "MAX_RECORD_BYTES" => patch.max_record_bytes = Some(parse(&var, &value)?),
                 "MAX_INFLIGHT_BYTES" => patch.max_inflight_bytes = Some(parse(&var, &value)?),
+                "TLS_CERT" => patch.tls_cert = Some(PathBuf::from(value)),
+                "TLS_KEY" => patch.tls_key = Some(PathBuf::from(value)),
+                "TLS_CA" => patch.tls_ca = Some(PathBuf::from(value)),
+                "AUTH_FILE" => patch.auth_file = Some(PathBuf::from(value)),
                 _ => {}
             }
         }

@@ -13,6 +13,12 @@
 //! metrics = "127.0.0.1:9001"          # default: listen port + 2000
 //! max_record_bytes = 1048576
 //! max_inflight_bytes = 268435456      # publishes awaiting consensus, node-wide
+//! auth_file = "tokens.toml"           # tokens and their permissions; needs [tls]
+//!
+//! [tls]                               # all three or none
+//! cert = "node-1.pem"                 # this node's certificate chain
+//! key = "node-1.key"
+//! ca = "ca.pem"                       # the cluster CA: checks peers (mutual TLS)
 //!
 //! [peers]                             # every node, this one included
 //! 1 = "127.0.0.1:7001"
@@ -74,6 +80,27 @@ pub struct Config {
     /// publishes are refused with THROTTLED (the SDK backs off and retries). At least
     /// `max_record_bytes`.
     pub max_inflight_bytes: u64,
+    /// This node's TLS certificate chain (PEM). TLS is on when `tls_cert`, `tls_key` and
+    /// `tls_ca` are all set; see [`crate::security::tls`].
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM): verifies peers' certificates both ways.
+    pub tls_ca: Option<PathBuf>,
+    /// Tokens and their permissions (TOML, see [`crate::security::auth`]); `None` allows
+    /// every client call. Requires TLS.
+    pub auth_file: Option<PathBuf>,
+}
+
+/// The three files TLS needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// See [`Config::tls_cert`].
+    pub cert: PathBuf,
+    /// See [`Config::tls_key`].
+    pub key: PathBuf,
+    /// See [`Config::tls_ca`].
+    pub ca: PathBuf,
 }
 
 impl Default for Config {
@@ -87,6 +114,10 @@ impl Default for Config {
             metrics: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            auth_file: None,
         }
     }
 }
@@ -109,6 +140,14 @@ pub struct ConfigPatch {
     pub max_record_bytes: Option<u32>,
     /// See [`Config::max_inflight_bytes`].
     pub max_inflight_bytes: Option<u64>,
+    /// See [`Config::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`Config::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`Config::tls_ca`].
+    pub tls_ca: Option<PathBuf>,
+    /// See [`Config::auth_file`].
+    pub auth_file: Option<PathBuf>,
 }
 
 /// Why a configuration was rejected. Every message names the setting and how to fix it.
@@ -186,6 +225,16 @@ pub enum ConfigError {
     /// gRPC and metrics would bind the same address.
     #[error("metrics address {0} is the gRPC listen address too: pass a different --metrics")]
     MetricsCollidesWithListen(SocketAddr),
+    /// Some but not all of the TLS files.
+    #[error(
+        "TLS needs --tls-cert, --tls-key and --tls-ca together (or cert, key and ca under [tls]); missing: {0}"
+    )]
+    TlsIncomplete(String),
+    /// An auth file without TLS.
+    #[error(
+        "--auth-file needs TLS (--tls-cert, --tls-key, --tls-ca): without it tokens would cross the network in clear and the peer API would be open to anyone"
+    )]
+    AuthWithoutTls,
     /// An explicitly empty data directory.
     #[error("data_dir is empty: pass --data-dir PATH or leave it unset for ./data/node-<id>")]
     EmptyDataDir,
@@ -219,6 +268,10 @@ impl Config {
             metrics,
             max_record_bytes,
             max_inflight_bytes,
+            tls_cert,
+            tls_key,
+            tls_ca,
+            auth_file,
         } = patch;
         self.id = id.unwrap_or(self.id);
         self.listen = listen.unwrap_or(self.listen);
@@ -227,6 +280,10 @@ impl Config {
         self.metrics = metrics.or(self.metrics);
         self.max_record_bytes = max_record_bytes.unwrap_or(self.max_record_bytes);
         self.max_inflight_bytes = max_inflight_bytes.unwrap_or(self.max_inflight_bytes);
+        self.tls_cert = tls_cert.or(self.tls_cert.take());
+        self.tls_key = tls_key.or(self.tls_key.take());
+        self.tls_ca = tls_ca.or(self.tls_ca.take());
+        self.auth_file = auth_file.or(self.auth_file.take());
     }
 
     /// Checks the settings together; `Ok` means the broker can try to start with them.
@@ -256,12 +313,39 @@ impl Config {
                 record: self.max_record_bytes,
             });
         }
+        self.tls_files()?;
+        if self.auth_file.is_some() && self.tls_files()?.is_none() {
+            return Err(ConfigError::AuthWithoutTls);
+        }
         let metrics = self.metrics_addr()?;
         // Port 0 asks the OS for a free port, so two port-0 addresses never collide.
         if metrics == self.listen && metrics.port() != 0 {
             return Err(ConfigError::MetricsCollidesWithListen(metrics));
         }
         Ok(())
+    }
+
+    /// The TLS files when TLS is on; an error when only some are set.
+    pub fn tls_files(&self) -> Result<Option<TlsFiles>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            (cert, key, ca) => {
+                let missing: Vec<&str> = [
+                    (cert.is_none(), "--tls-cert"),
+                    (key.is_none(), "--tls-key"),
+                    (ca.is_none(), "--tls-ca"),
+                ]
+                .into_iter()
+                .filter_map(|(missing, flag)| missing.then_some(flag))
+                .collect();
+                Err(ConfigError::TlsIncomplete(missing.join(", ")))
+            }
+        }
     }
 
     /// The RocksDB directory: the configured one, or `./data/node-<id>`.
@@ -309,6 +393,17 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     max_record_bytes: Option<u32>,
     max_inflight_bytes: Option<u64>,
+    auth_file: Option<PathBuf>,
+    tls: Option<FileTls>,
+}
+
+/// The `[tls]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 impl ConfigPatch {
@@ -334,6 +429,7 @@ impl ConfigPatch {
             source: Box::new(source),
         })?;
         let peers = file.peers.map(peers::from_table).transpose()?;
+        let tls = file.tls.unwrap_or_default();
         Ok(ConfigPatch {
             id: file.id,
             listen: file.listen,
@@ -342,6 +438,10 @@ impl ConfigPatch {
             metrics: file.metrics,
             max_record_bytes: file.max_record_bytes,
             max_inflight_bytes: file.max_inflight_bytes,
+            tls_cert: tls.cert,
+            tls_key: tls.key,
+            tls_ca: tls.ca,
+            auth_file: file.auth_file,
         })
     }
 }

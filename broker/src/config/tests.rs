@@ -203,3 +203,52 @@ fn the_inflight_budget_must_hold_a_largest_record() {
         DEFAULT_MAX_INFLIGHT_BYTES
     );
 }
+
+#[test]
+fn tls_files_come_together_from_any_source_and_auth_needs_them() {
+    let err = Config::load(
+        None,
+        env(&[("PAXLOG_TLS_CERT", "node.pem")]),
+        flags_with_id(1),
+    )
+    .expect_err("cert alone");
+    assert!(matches!(err, ConfigError::TlsIncomplete(_)), "{err}");
+    assert!(
+        err.to_string().contains("missing: --tls-key, --tls-ca"),
+        "{err}"
+    );
+
+    let file = ConfigPatch::from_toml("[tls]\ncert = \"node.pem\"\nkey = \"node.key\"\n")
+        .expect("valid toml");
+    let mut config = Config {
+        id: 1,
+        ..Config::default()
+    };
+    config.apply(file);
+    config.apply(ConfigPatch {
+        tls_ca: Some(PathBuf::from("ca.pem")),
+        ..ConfigPatch::default()
+    });
+    config
+        .validate()
+        .expect("file and flag together make TLS whole");
+    assert_eq!(
+        config.tls_files().expect("whole"),
+        Some(TlsFiles {
+            cert: "node.pem".into(),
+            key: "node.key".into(),
+            ca: "ca.pem".into(),
+        })
+    );
+
+    let err = Config::load(
+        None,
+        env(&[("PAXLOG_AUTH_FILE", "tokens.toml")]),
+        flags_with_id(1),
+    )
+    .expect_err("auth without TLS");
+    assert!(matches!(err, ConfigError::AuthWithoutTls), "{err}");
+    assert!(err.to_string().contains("in clear"), "{err}");
+    let err = ConfigPatch::from_toml("[tls]\ncertificate = \"x\"").expect_err("unknown key");
+    assert!(err.to_string().contains("certificate"), "{err}");
+}

@@ -4,6 +4,7 @@ use super::{ClientApi, timeout_of};
 use crate::error::Error;
 use crate::metadata::{Applied, METADATA_GROUP, MetaCommand, Topic};
 use crate::node::{ProposeFailure, Proposed};
+use crate::security::{Action, Principal};
 use paxlog_proto::v1::{self as pb, admin_server::Admin};
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -91,7 +92,9 @@ impl Admin for ClientApi {
         &self,
         request: Request<pb::CreateTopicRequest>,
     ) -> Result<Response<pb::CreateTopicResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require(Action::Admin, &r.name)?;
         let timeout = timeout_of(r.timeout_ms);
         let cmd = MetaCommand::CreateTopic {
             name: r.name,
@@ -122,7 +125,9 @@ impl Admin for ClientApi {
         &self,
         request: Request<pb::DeleteTopicRequest>,
     ) -> Result<Response<pb::DeleteTopicResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require(Action::Admin, &r.name)?;
         if r.name == crate::groups::OFFSETS_TOPIC {
             return Err(Error::InvalidRequest(format!(
                 "{} is internal: it holds every consumer group's committed offsets",

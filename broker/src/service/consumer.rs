@@ -7,6 +7,7 @@ use super::ClientApi;
 use crate::convert::records::record_to_wire;
 use crate::error::Error;
 use crate::metadata::PartitionInfo;
+use crate::security::{Action, Principal};
 use paxlog_proto::v1::{self as pb, consumer_server::Consumer};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -135,7 +136,9 @@ impl Consumer for ClientApi {
         &self,
         request: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require(Action::Consume, &r.topic)?;
         let p = self
             .local_partition(&r.topic, r.partition)
             .map_err(|e| self.fetch_failed(e))?;
@@ -164,7 +167,9 @@ impl Consumer for ClientApi {
         &self,
         request: Request<pb::ListOffsetsRequest>,
     ) -> Result<Response<pb::ListOffsetsResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require(Action::Consume, &r.topic)?;
         let p = self.local_partition(&r.topic, r.partition)?;
         let status = self.serving(&p)?;
         let end = *status.high_watermark.borrow();
@@ -192,7 +197,9 @@ impl Consumer for ClientApi {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require(Action::Consume, &r.topic)?;
         let p = self.local_partition(&r.topic, r.partition)?;
         let max_bytes = max_bytes_of(r.max_bytes);
         // Small buffer: a slow subscriber holds at most a few batches, then reads pause.

@@ -10,6 +10,7 @@ use crate::groups::{
 use crate::metadata::{Applied, MetaCommand, PartitionInfo, Topic, TopicConfig};
 use crate::node::{ProposeFailure, Proposed};
 use crate::partition::codec::PartitionCommand;
+use crate::security::{Action, Principal};
 use crate::storage::KvSpace;
 use paxlog_proto::v1::{self as pb, groups_server::Groups};
 use std::collections::BTreeMap;
@@ -328,7 +329,11 @@ impl Groups for ClientApi {
             .remote_addr()
             .map(|a| a.to_string())
             .unwrap_or_default();
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        for topic in &r.topics {
+            caller.require(Action::Consume, topic)?;
+        }
         let session = match r.session_timeout_ms {
             0 => groups::DEFAULT_SESSION_TIMEOUT_MS,
             ms => ms,
@@ -374,6 +379,7 @@ impl Groups for ClientApi {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        Principal::of(&request)?.require_any(Action::Consume)?;
         let r = request.into_inner();
         let p = self.coordinate(&r.group).await?;
         let (mut slot, now) = self.lock_live(&r.group).await;
@@ -392,6 +398,7 @@ impl Groups for ClientApi {
         &self,
         request: Request<pb::LeaveGroupRequest>,
     ) -> Result<Response<pb::LeaveGroupResponse>, Status> {
+        Principal::of(&request)?.require_any(Action::Consume)?;
         let r = request.into_inner();
         let p = self.coordinate(&r.group).await?;
         let (mut slot, now) = self.lock_live(&r.group).await;
@@ -405,7 +412,11 @@ impl Groups for ClientApi {
         &self,
         request: Request<pb::CommitOffsetsRequest>,
     ) -> Result<Response<pb::CommitOffsetsResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        for offset in &r.offsets {
+            caller.require(Action::Consume, &offset.topic)?;
+        }
         self.check_offsets(&r.offsets)?;
         let p = self.coordinate(&r.group).await?;
         let (mut slot, now) = self.lock_live(&r.group).await;
@@ -429,7 +440,12 @@ impl Groups for ClientApi {
         &self,
         request: Request<pb::FetchOffsetsRequest>,
     ) -> Result<Response<pb::FetchOffsetsResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        caller.require_any(Action::Consume)?;
+        for wanted in &r.partitions {
+            caller.require(Action::Consume, &wanted.topic)?;
+        }
         let p = self.coordinate(&r.group).await?;
         let record = self.group_record(&p, &r.group)?.unwrap_or_default();
         let wanted = |topic: &str, partition: u32| {
@@ -502,7 +518,11 @@ impl Groups for ClientApi {
         &self,
         request: Request<pb::ResetOffsetsRequest>,
     ) -> Result<Response<pb::ResetOffsetsResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        for offset in &r.offsets {
+            caller.require(Action::Admin, &offset.topic)?;
+        }
         self.check_offsets(&r.offsets)?;
         let p = self.coordinate(&r.group).await?;
         let (mut slot, now) = self.lock_live(&r.group).await;

@@ -6,6 +6,7 @@ use crate::error::Error;
 use crate::metadata::{Applied, MetaCommand, Topic};
 use crate::node::{IdempotentBatch, Proposed};
 use crate::partition::codec::{AppendBatch, PartitionCommand, ProducerSeq};
+use crate::security::{Action, Principal};
 use paxlog_proto::v1::{self as pb, producer_server::Producer};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -152,6 +153,7 @@ impl Producer for ClientApi {
         &self,
         request: Request<pb::InitProducerRequest>,
     ) -> Result<Response<pb::InitProducerResponse>, Status> {
+        Principal::of(&request)?.require_any(Action::Produce)?;
         let r = request.into_inner();
         let cmd = MetaCommand::InitProducer {
             producer_id: r.producer_id,
@@ -176,10 +178,14 @@ impl Producer for ClientApi {
         request: Request<pb::PublishRequest>,
     ) -> Result<Response<pb::PublishResponse>, Status> {
         let started = std::time::Instant::now();
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
         let records = r.records.len() as u64;
         let bytes: u64 = r.records.iter().map(|rec| record_size(rec) as u64).sum();
-        let result = self.publish_records(r).await;
+        let result = match caller.require(Action::Produce, &r.topic) {
+            Ok(()) => self.publish_records(r).await,
+            Err(denied) => Err(denied.into()),
+        };
         let outcome = match &result {
             Ok(_) => "ok".to_owned(),
             Err(status) => super::outcome_of(status),

@@ -3,6 +3,7 @@
 use super::{ClientApi, timeout_of};
 use crate::error::Error;
 use crate::metadata::{Applied, Function, MetaCommand, TriggerDef};
+use crate::security::{Action, Principal};
 use paxlog_proto::v1::{self as pb, triggers_server::Triggers};
 use tonic::{Request, Response, Status};
 
@@ -70,6 +71,18 @@ impl ClientApi {
             _ => Err(Error::InvalidRequest("unexpected result".into())),
         }
     }
+
+    /// Managing a trigger needs admin on its topic; for an unknown trigger (answered
+    /// NOT_FOUND later) admin on some topic.
+    fn require_trigger_admin(&self, caller: &Principal, name: &str) -> Result<(), Error> {
+        let topic = (self.inner.view.metadata().triggers())
+            .find(|t| t.name == name)
+            .map(|t| t.topic.clone());
+        match topic {
+            Some(topic) => caller.require(Action::Admin, &topic),
+            None => caller.require_any(Action::Admin),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -78,10 +91,12 @@ impl Triggers for ClientApi {
         &self,
         request: Request<pb::CreateTriggerRequest>,
     ) -> Result<Response<pb::CreateTriggerResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
         let trigger = r
             .trigger
             .ok_or_else(|| Error::InvalidRequest("CreateTrigger needs a trigger".into()))?;
+        caller.require(Action::Admin, &trigger.topic)?;
         let cmd = MetaCommand::CreateTrigger {
             trigger: from_request(trigger)?,
         };
@@ -96,7 +111,9 @@ impl Triggers for ClientApi {
         &self,
         request: Request<pb::DeleteTriggerRequest>,
     ) -> Result<Response<pb::DeleteTriggerResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        self.require_trigger_admin(&caller, &r.name)?;
         let cmd = MetaCommand::DeleteTrigger { name: r.name };
         self.change_trigger(cmd, r.timeout_ms).await?;
         Ok(Response::new(pb::DeleteTriggerResponse { error: None }))
@@ -106,7 +123,9 @@ impl Triggers for ClientApi {
         &self,
         request: Request<pb::SetTriggerStateRequest>,
     ) -> Result<Response<pb::SetTriggerStateResponse>, Status> {
+        let caller = Principal::of(&request)?;
         let r = request.into_inner();
+        self.require_trigger_admin(&caller, &r.name)?;
         let cmd = MetaCommand::SetTriggerPaused {
             name: r.name,
             paused: r.paused,

@@ -95,6 +95,12 @@ impl Peer for PeerService {
         if *shared.shutdown.borrow() {
             return Err(rejected(PeerRejected::ShuttingDown { node: shared.node }));
         }
+        crate::security::require_peer_certificate(&request, shared.config.tls.is_some()).map_err(
+            |err| {
+                tracing::warn!(node = shared.node, peer = ?request.remote_addr(), error = %err, "refused a peer stream");
+                tonic::Status::from(err)
+            },
+        )?;
         let mut incoming = request.into_inner();
         let timeout = shared.config.connect_timeout;
         let hello = match tokio::time::timeout(timeout, incoming.message()).await {

@@ -1,5 +1,6 @@
 //! The transport's tunables, with their defaults defined once here.
 
+use crate::security::TlsMaterial;
 use std::time::Duration;
 
 /// Default per-peer send queue bound, in messages.
@@ -44,6 +45,9 @@ pub struct TransportConfig {
     pub keepalive_interval: Duration,
     /// How long a ping may go unanswered before the connection is considered dead.
     pub keepalive_timeout: Duration,
+    /// Mutual TLS: peers are dialed over TLS with this node's certificate, and accepted
+    /// streams must come with a certificate the CA verified. `None`: plain text.
+    pub tls: Option<TlsMaterial>,
 }
 
 impl Default for TransportConfig {
@@ -59,6 +63,7 @@ impl Default for TransportConfig {
             backoff_max: Duration::from_secs(2),
             keepalive_interval: Duration::from_secs(1),
             keepalive_timeout: Duration::from_secs(3),
+            tls: None,
         }
     }
 }

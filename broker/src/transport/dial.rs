@@ -26,6 +26,8 @@ use tonic::transport::Endpoint;
 enum DialError {
     #[error("invalid peer address: {}", chain(.0))]
     Address(tonic::transport::Error),
+    #[error("cannot use the TLS settings: {}", chain(.0))]
+    Tls(tonic::transport::Error),
     #[error("cannot connect: {}", chain(.0))]
     Connect(tonic::transport::Error),
     #[error("no answer within {0:?}")]
@@ -101,8 +103,19 @@ pub(crate) async fn dial_forever(shared: Arc<Shared>, link: Arc<Link>) {
 /// once the peer answered with response headers, i.e. accepted the stream.
 async fn connect(shared: &Shared, link: &Link) -> Result<Streams, DialError> {
     let config = &shared.config;
-    let endpoint = Endpoint::from_shared(format!("http://{}", link.addr))
-        .map_err(DialError::Address)?
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoint =
+        Endpoint::from_shared(format!("{scheme}://{}", link.addr)).map_err(DialError::Address)?;
+    if let Some(tls) = &config.tls {
+        endpoint = endpoint
+            .tls_config(tls.peer_client())
+            .map_err(DialError::Tls)?;
+    }
+    let endpoint = endpoint
         .connect_timeout(config.connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(config.keepalive_interval)

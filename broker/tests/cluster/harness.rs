@@ -85,6 +85,8 @@ pub struct Cluster {
     peers: String,
     /// `PAXLOG_*` settings every node gets besides identity, addresses and peers.
     settings: Vec<(String, String)>,
+    /// How the harness reaches the nodes (TLS when `settings` turn it on).
+    security: paxlog_client::Security,
     /// `None` once kept for a failed test (see `Drop`).
     dir: Option<tempfile::TempDir>,
 }
@@ -98,6 +100,16 @@ impl Cluster {
     /// Starts `n` brokers, each with the extra `PAXLOG_*` `settings` (e.g.
     /// `("PAXLOG_MAX_RECORD_BYTES", "1024")`), and waits until every one serves.
     pub async fn start_with(n: u64, settings: &[(&str, &str)]) -> Cluster {
+        Cluster::start_secured(n, settings, paxlog_client::Security::none()).await
+    }
+
+    /// Like [`Cluster::start_with`] for nodes that run TLS (given in `settings`): the
+    /// harness checks their health through `security`.
+    pub async fn start_secured(
+        n: u64,
+        settings: &[(&str, &str)],
+        security: paxlog_client::Security,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let nodes: Vec<Node> = (1..=n)
             .map(|id| Node {
@@ -122,6 +134,7 @@ impl Cluster {
             nodes,
             peers,
             settings,
+            security,
             dir: Some(dir),
         };
         for id in 1..=n {
@@ -245,16 +258,14 @@ impl Cluster {
             {
                 panic!("node {id} exited with {status}:\n{}", self.logs());
             }
-            if let Ok(ch) = channel(addr).await {
-                let mut health = tonic_health::pb::health_client::HealthClient::new(ch);
-                let req = tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                };
-                if let Ok(r) = health.check(req).await
-                    && r.into_inner().status == 1
-                {
-                    return;
-                }
+            let health = paxlog_client::health::check_secured(
+                &addr.to_string(),
+                Duration::from_secs(5),
+                &self.security,
+            )
+            .await;
+            if health.is_serving() {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

@@ -17,4 +17,5 @@ mod restart;
 mod retention;
 mod routing;
 mod sdk_failover;
+mod security;
 mod smoke;

@@ -65,6 +65,16 @@ pub struct ClusterUp {
 
 impl ClusterUp {
     pub fn start(base_port: u16, data: &Path, stderr_log: PathBuf) -> ClusterUp {
+        ClusterUp::start_with(base_port, data, stderr_log, &[])
+    }
+
+    /// [`ClusterUp::start`] with more `cluster up` flags.
+    pub fn start_with(
+        base_port: u16,
+        data: &Path,
+        stderr_log: PathBuf,
+        flags: &[&str],
+    ) -> ClusterUp {
         let stderr = std::fs::File::create(&stderr_log).expect("create stderr log");
         let mut child = Command::new(paxlog_bin())
             .args([
@@ -75,6 +85,7 @@ impl ClusterUp {
                 "--data",
             ])
             .arg(data)
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -116,6 +127,11 @@ impl ClusterUp {
 
     /// Polls `paxlog status --json` until all three brokers are SERVING.
     pub fn wait_serving(&mut self, brokers: &str) {
+        self.wait_serving_with(brokers, &[]);
+    }
+
+    /// [`ClusterUp::wait_serving`], with `env` for `paxlog status` (e.g. its CA).
+    pub fn wait_serving_with(&mut self, brokers: &str, env: &[(&str, String)]) {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -124,7 +140,7 @@ impl ClusterUp {
                     self.output()
                 );
             }
-            if serving_count(brokers) == 3 && self.broker_pids().len() == 3 {
+            if serving_count_with(brokers, env) == 3 && self.broker_pids().len() == 3 {
                 return;
             }
             assert!(
@@ -164,8 +180,16 @@ impl Drop for ClusterUp {
 }
 
 pub fn serving_count(brokers: &str) -> u64 {
+    serving_count_with(brokers, &[])
+}
+
+/// [`serving_count`] with `env` for `paxlog status`.
+pub fn serving_count_with(brokers: &str, env: &[(&str, String)]) -> u64 {
     let output = Command::new(paxlog_bin())
         .args(["status", "--json", "--brokers", brokers])
+        .env_remove("PAXLOG_TLS_CA")
+        .env_remove("PAXLOG_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .expect("run paxlog status");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout)
@@ -205,10 +229,18 @@ pub async fn read_n(
 
 /// Runs `paxlog ARGS` to completion with `stdin` as its input.
 pub fn run_paxlog(args: &[&str], stdin: &str) -> std::process::Output {
+    run_paxlog_with(args, stdin, &[])
+}
+
+/// [`run_paxlog`] with `env` (e.g. `PAXLOG_TLS_CA` and `PAXLOG_TOKEN`).
+pub fn run_paxlog_with(args: &[&str], stdin: &str, env: &[(&str, String)]) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(paxlog_bin())
         .args(args)
         .env_remove("PAXLOG_BROKERS")
+        .env_remove("PAXLOG_TLS_CA")
+        .env_remove("PAXLOG_TOKEN")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -12,6 +12,7 @@ use paxlog_client::cli::produce::{self, KeyMode, ProduceOptions};
 use paxlog_client::cli::{group, topic, trigger, write_line};
 use paxlog_client::cluster::{self, ClusterSpec, LocalCluster};
 use paxlog_client::connection::{ConnectOptions, Connection};
+use paxlog_client::security::{LocalTls, Security};
 use paxlog_client::{DEFAULT_BASE_PORT, DEFAULT_BROKERS, DEFAULT_NODES, Error, status};
 use signals::Signals;
 use std::io::IsTerminal;
@@ -150,6 +151,8 @@ struct RunnerArgs {
     /// Run only these triggers, separated by commas [default: all].
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     only: Vec<String>,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +179,36 @@ struct UpArgs {
     /// The paxlog-broker executable [default: next to this paxlog executable].
     #[arg(long, value_name = "PATH")]
     broker_bin: Option<PathBuf>,
+    /// TLS on every connection (mutual between brokers) and token auth: makes a local CA,
+    /// a broker certificate and an admin token in DATA/tls (kept for the next run) and
+    /// prints how clients use them.
+    #[arg(long)]
+    tls: bool,
+}
+
+/// How commands reach a cluster that runs TLS and token auth.
+#[derive(Debug, Args)]
+struct SecurityArgs {
+    /// CA certificate (PEM) that signed the brokers' certificates; turns TLS on
+    /// [env: PAXLOG_TLS_CA].
+    #[arg(long, env = "PAXLOG_TLS_CA", value_name = "FILE", hide_env = true)]
+    tls_ca: Option<PathBuf>,
+    /// Token sent on every call, for brokers with an auth file [env: PAXLOG_TOKEN].
+    #[arg(long, env = "PAXLOG_TOKEN", hide_env = true, hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl SecurityArgs {
+    fn security(&self) -> Result<Security, Error> {
+        let mut security = Security::none();
+        if let Some(ca) = &self.tls_ca {
+            security = security.with_ca_file(ca)?;
+        }
+        if let Some(token) = &self.token {
+            security = security.with_token(token.clone());
+        }
+        Ok(security)
+    }
 }
 
 /// Options of every command that talks to the cluster.
@@ -190,6 +223,8 @@ struct ClientArgs {
     /// Give up on a request after this many milliseconds, retries included.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +363,8 @@ struct StatusArgs {
     /// in milliseconds.
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    security: SecurityArgs,
 }
 
 fn main() -> ExitCode {
@@ -383,6 +420,13 @@ fn main() -> ExitCode {
 async fn cluster_up(args: UpArgs) -> Result<ExitCode, Error> {
     let broker_bin = cluster::locate_broker_binary(args.broker_bin)?;
     let mut spec = ClusterSpec::new(args.nodes, args.base_port, args.data, broker_bin)?;
+    let tls = match args.tls {
+        true => Some(LocalTls::prepare(&spec.data.join("tls"))?),
+        false => None,
+    };
+    if let Some(tls) = &tls {
+        spec = spec.with_local_tls(tls)?;
+    }
     if let Some(port) = args.metrics_base_port {
         spec = ClusterSpec {
             metrics_base_port: port,
@@ -429,6 +473,13 @@ async fn cluster_up(args: UpArgs) -> Result<ExitCode, Error> {
     }
     let brokers: Vec<&str> = cluster.nodes.iter().map(|n| n.spec.grpc.as_str()).collect();
     let brokers = brokers.join(",");
+    if let Some(tls) = &tls {
+        println!(
+            "TLS (mutual between brokers) and token auth are on; in other terminals run:\n  export PAXLOG_TLS_CA={} PAXLOG_TOKEN=$(cat {})",
+            tls.ca.display(),
+            tls.token_file.display()
+        );
+    }
     if brokers == DEFAULT_BROKERS {
         println!("next: run `paxlog status` in another terminal; Ctrl-C here stops the cluster");
     } else {
@@ -456,7 +507,11 @@ async fn cluster_up(args: UpArgs) -> Result<ExitCode, Error> {
 impl ClientArgs {
     fn connect(&self) -> Result<Connection, Error> {
         let brokers = paxlog_client::parse_brokers(&self.brokers)?;
-        Connection::new(brokers, ConnectOptions::default())
+        Connection::secured(
+            brokers,
+            ConnectOptions::default(),
+            self.security.security()?,
+        )
     }
 
     fn timeout(&self) -> Duration {
@@ -696,7 +751,11 @@ async fn trigger_command(command: TriggerCommand) -> Result<ExitCode, Error> {
 
 async fn runner(args: RunnerArgs) -> Result<ExitCode, Error> {
     let brokers = paxlog_client::parse_brokers(&args.brokers)?;
-    let conn = Arc::new(Connection::new(brokers, ConnectOptions::default())?);
+    let conn = Arc::new(Connection::secured(
+        brokers,
+        ConnectOptions::default(),
+        args.security.security()?,
+    )?);
     let id = args.id.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("runner-{}-{}", host.trim(), std::process::id())
@@ -717,17 +776,19 @@ async fn status(args: StatusArgs) -> Result<ExitCode, Error> {
     let brokers = paxlog_client::parse_brokers(&args.brokers)?;
     let timeout = Duration::from_millis(args.timeout_ms);
     // Each attempt gets the per-broker limit; each request may try every broker once.
-    let conn = Connection::new(
+    let security = args.security.security()?;
+    let conn = Connection::secured(
         brokers.clone(),
         ConnectOptions {
             connect_timeout: timeout,
             read_timeout: timeout,
             ..ConnectOptions::default()
         },
+        security.clone(),
     )?;
     let budget = timeout.saturating_mul(u32::try_from(brokers.len()).unwrap_or(u32::MAX));
     let (mut report, cluster) = tokio::join!(
-        status::check_brokers(&brokers, timeout),
+        status::check_brokers(&brokers, timeout, &security),
         status::cluster_view(&conn, budget)
     );
     report.cluster = cluster;
