@@ -18,6 +18,7 @@
 //! answer `UNIMPLEMENTED` (see [`service`]); no replica driver consumes peer messages yet.
 
 pub mod config;
+pub mod connections;
 pub mod convert;
 pub mod error;
 pub mod groups;

@@ -45,6 +45,18 @@ struct Args {
     /// are refused with THROTTLED [env: PAXLOG_MAX_INFLIGHT_BYTES] [default: 268435456].
     #[arg(long, value_name = "BYTES")]
     max_inflight_bytes: Option<u64>,
+    /// Largest gRPC request a client may send, in bytes [env: PAXLOG_MAX_REQUEST_BYTES]
+    /// [default: 16777216].
+    #[arg(long, value_name = "BYTES")]
+    max_request_bytes: Option<u32>,
+    /// Most connections open on the gRPC port; peers are never refused
+    /// [env: PAXLOG_MAX_CONNECTIONS] [default: 4096].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<u32>,
+    /// Most connections open from one IP address [env: PAXLOG_MAX_CONNECTIONS_PER_IP]
+    /// [default: 1024].
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<u32>,
     /// This node's TLS certificate chain (PEM); with --tls-key and --tls-ca turns TLS on,
     /// mutual between brokers [env: PAXLOG_TLS_CERT].
     #[arg(long, value_name = "FILE")]
@@ -86,6 +98,9 @@ fn main() -> ExitCode {
         metrics: args.metrics,
         max_record_bytes: args.max_record_bytes,
         max_inflight_bytes: args.max_inflight_bytes,
+        max_request_bytes: args.max_request_bytes,
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
         tls_ca: args.tls_ca,

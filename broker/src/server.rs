@@ -12,6 +12,7 @@
 //! ```
 
 use crate::config::Config;
+use crate::connections::{self, ConnectionLimits, ConnectionMetrics};
 use crate::error::{Error, Fatal};
 use crate::metrics::{self, Metrics};
 use crate::node::{Driver, DriverConfig, DriverHandle};
@@ -34,7 +35,6 @@ use tokio::sync::{mpsc, watch};
 use tonic::codec::CompressionEncoding;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::Instrument;
@@ -146,6 +146,7 @@ async fn serve(
     let mut metrics = Metrics::new(config.id);
     let peer_metrics = PeerMetrics::register(metrics.registry_mut());
     let node_metrics = Arc::new(metrics::NodeMetrics::register(metrics.registry_mut()));
+    let connection_metrics = ConnectionMetrics::register(metrics.registry_mut());
     let metrics = Arc::new(metrics);
     let (inbound, inbound_rx) = mpsc::channel(INBOUND_MESSAGES);
     let hub = Arc::new(PeerHub::with_config(
@@ -205,6 +206,7 @@ async fn serve(
     let driver_task = tokio::spawn(driver.run(stopped.clone()).in_current_span());
     tokio::pin!(driver_task);
     let mut grpc_stopped = stopped.clone();
+    let request_limit = config.request_limit() as usize;
     let mut server = Server::builder();
     if let Some(tls) = &tls {
         server = server
@@ -223,42 +225,56 @@ async fn serve(
         // failing every one of them (seen with paxlog-bench; fixed windows: no errors).
         .initial_connection_window_size(Some(16 << 20))
         .initial_stream_window_size(Some(4 << 20))
+        // Requests in flight per connection: more wait in the client (HTTP/2 flow), so one
+        // connection cannot pile up unbounded work in the broker.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(
-            AdminServer::new(api.clone()),
+            AdminServer::new(api.clone()).max_decoding_message_size(request_limit),
             authenticator.clone(),
         ))
         .add_service(InterceptedService::new(
-            MetadataServer::new(api.clone()),
+            MetadataServer::new(api.clone()).max_decoding_message_size(request_limit),
             authenticator.clone(),
         ))
         // zstd message compression when the client asks for it (SDK: `compression`); the
         // broker stores batches as they come (see storage/tuning.rs).
         .add_service(InterceptedService::new(
             ProducerServer::new(api.clone())
+                .max_decoding_message_size(request_limit)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Zstd),
             authenticator.clone(),
         ))
         .add_service(InterceptedService::new(
             ConsumerServer::new(api.clone())
+                .max_decoding_message_size(request_limit)
                 .accept_compressed(CompressionEncoding::Zstd)
                 .send_compressed(CompressionEncoding::Zstd),
             authenticator.clone(),
         ))
         .add_service(InterceptedService::new(
-            GroupsServer::new(api.clone()),
+            GroupsServer::new(api.clone()).max_decoding_message_size(request_limit),
             authenticator.clone(),
         ))
         .add_service(InterceptedService::new(
-            TriggersServer::new(api),
+            TriggersServer::new(api).max_decoding_message_size(request_limit),
             authenticator.clone(),
         ))
         .add_service(hub.service())
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listeners.grpc).with_nodelay(Some(true)),
+            connections::incoming(
+                listeners.grpc,
+                ConnectionLimits {
+                    max_connections: config.max_connections as usize,
+                    max_per_ip: config.max_connections_per_ip as usize,
+                },
+                config.members().into_values().collect(),
+                connection_metrics,
+                stopped.clone(),
+            ),
             async move {
                 // An error means the sender is gone, which also means stop.
                 let _ = grpc_stopped.wait_for(|stop| *stop).await;
@@ -359,6 +375,9 @@ fn chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// Most requests in flight on one client connection (HTTP/2 concurrent streams).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 
 /// Reports `status` for the whole server ("") and every paxlog service.
 async fn set_health(health: &HealthReporter, status: ServingStatus) {

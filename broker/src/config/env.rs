@@ -9,6 +9,9 @@
 //! | `PAXLOG_METRICS`          | `metrics`          |
 //! | `PAXLOG_MAX_RECORD_BYTES` | `max_record_bytes` |
 //! | `PAXLOG_MAX_INFLIGHT_BYTES` | `max_inflight_bytes` |
+//! | `PAXLOG_MAX_REQUEST_BYTES` | `max_request_bytes` |
+//! | `PAXLOG_MAX_CONNECTIONS`  | `max_connections`  |
+//! | `PAXLOG_MAX_CONNECTIONS_PER_IP` | `max_connections_per_ip` |
 //! | `PAXLOG_TLS_CERT`         | `tls_cert`         |
 //! | `PAXLOG_TLS_KEY`          | `tls_key`          |
 //! | `PAXLOG_TLS_CA`           | `tls_ca`           |
@@ -48,6 +51,11 @@ impl ConfigPatch {
                 "METRICS" => patch.metrics = Some(parse(&var, &value)?),
                 "MAX_RECORD_BYTES" => patch.max_record_bytes = Some(parse(&var, &value)?),
                 "MAX_INFLIGHT_BYTES" => patch.max_inflight_bytes = Some(parse(&var, &value)?),
+                "MAX_REQUEST_BYTES" => patch.max_request_bytes = Some(parse(&var, &value)?),
+                "MAX_CONNECTIONS" => patch.max_connections = Some(parse(&var, &value)?),
+                "MAX_CONNECTIONS_PER_IP" => {
+                    patch.max_connections_per_ip = Some(parse(&var, &value)?)
+                }
                 "TLS_CERT" => patch.tls_cert = Some(PathBuf::from(value)),
                 "TLS_KEY" => patch.tls_key = Some(PathBuf::from(value)),
                 "TLS_CA" => patch.tls_ca = Some(PathBuf::from(value)),

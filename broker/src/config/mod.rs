@@ -13,6 +13,9 @@
 //! metrics = "127.0.0.1:9001"          # default: listen port + 2000
 //! max_record_bytes = 1048576
 //! max_inflight_bytes = 268435456      # publishes awaiting consensus, node-wide
+//! max_request_bytes = 16777216        # largest gRPC request a client may send
+//! max_connections = 4096              # open connections (peers never refused)
+//! max_connections_per_ip = 1024
 //! auth_file = "tokens.toml"           # tokens and their permissions; needs [tls]
 //!
 //! [tls]                               # all three or none
@@ -52,6 +55,16 @@ pub const DEFAULT_MAX_RECORD_BYTES: u32 = 1 << 20;
 pub const MAX_RECORD_BYTES_LIMIT: u32 = 64 << 20;
 /// Default budget of publish bytes a broker holds while they await consensus: 256 MiB.
 pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 256 << 20;
+/// Default largest client request (a publish of many records): 16 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 16 << 20;
+/// Room a request needs beyond its largest record (other fields, framing).
+pub const REQUEST_OVERHEAD_BYTES: u32 = 64 << 10;
+/// Upper bound of `max_request_bytes`: what a broker decodes into memory at once per call.
+pub const MAX_REQUEST_BYTES_LIMIT: u32 = 256 << 20;
+/// Default most open connections on the gRPC port.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 4096;
+/// Default most open connections from one IP address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: u32 = 1024;
 /// Parent of the default data directories (`./data/node-<id>`).
 pub const DEFAULT_DATA_ROOT: &str = "./data";
 
@@ -80,6 +93,16 @@ pub struct Config {
     /// publishes are refused with THROTTLED (the SDK backs off and retries). At least
     /// `max_record_bytes`.
     pub max_inflight_bytes: u64,
+    /// Largest gRPC request (encoded) a client may send; larger ones are refused with
+    /// OUT_OF_RANGE before they are decoded. At least `max_record_bytes` plus
+    /// [`REQUEST_OVERHEAD_BYTES`]; `None` means [`DEFAULT_MAX_REQUEST_BYTES`] or that
+    /// minimum if larger (see [`Config::request_limit`]).
+    pub max_request_bytes: Option<u32>,
+    /// Most connections open on the gRPC port; more are closed at accept. Connections
+    /// from the peers' addresses are never refused.
+    pub max_connections: u32,
+    /// Most connections open from one IP address (peers' exempt).
+    pub max_connections_per_ip: u32,
     /// This node's TLS certificate chain (PEM). TLS is on when `tls_cert`, `tls_key` and
     /// `tls_ca` are all set; see [`crate::security::tls`].
     pub tls_cert: Option<PathBuf>,
@@ -114,6 +137,9 @@ impl Default for Config {
             metrics: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            max_request_bytes: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             tls_cert: None,
             tls_key: None,
             tls_ca: None,
@@ -140,6 +166,12 @@ pub struct ConfigPatch {
     pub max_record_bytes: Option<u32>,
     /// See [`Config::max_inflight_bytes`].
     pub max_inflight_bytes: Option<u64>,
+    /// See [`Config::max_request_bytes`].
+    pub max_request_bytes: Option<u32>,
+    /// See [`Config::max_connections`].
+    pub max_connections: Option<u32>,
+    /// See [`Config::max_connections_per_ip`].
+    pub max_connections_per_ip: Option<u32>,
     /// See [`Config::tls_cert`].
     pub tls_cert: Option<PathBuf>,
     /// See [`Config::tls_key`].
@@ -225,6 +257,20 @@ pub enum ConfigError {
     /// gRPC and metrics would bind the same address.
     #[error("metrics address {0} is the gRPC listen address too: pass a different --metrics")]
     MetricsCollidesWithListen(SocketAddr),
+    /// `max_request_bytes` cannot hold a largest record, or is above the limit.
+    #[error(
+        "max_request_bytes = {request} is out of range: use max_record_bytes + {REQUEST_OVERHEAD_BYTES} ({}) to {MAX_REQUEST_BYTES_LIMIT}",
+        u64::from(*record) + u64::from(REQUEST_OVERHEAD_BYTES)
+    )]
+    MaxRequestBytes {
+        /// The limit given.
+        request: u32,
+        /// The largest record.
+        record: u32,
+    },
+    /// A connection limit of 0.
+    #[error("{0} = 0 would refuse every client: use at least 1")]
+    ZeroConnections(&'static str),
     /// Some but not all of the TLS files.
     #[error(
         "TLS needs --tls-cert, --tls-key and --tls-ca together (or cert, key and ca under [tls]); missing: {0}"
@@ -268,6 +314,9 @@ impl Config {
             metrics,
             max_record_bytes,
             max_inflight_bytes,
+            max_request_bytes,
+            max_connections,
+            max_connections_per_ip,
             tls_cert,
             tls_key,
             tls_ca,
@@ -280,6 +329,9 @@ impl Config {
         self.metrics = metrics.or(self.metrics);
         self.max_record_bytes = max_record_bytes.unwrap_or(self.max_record_bytes);
         self.max_inflight_bytes = max_inflight_bytes.unwrap_or(self.max_inflight_bytes);
+        self.max_request_bytes = max_request_bytes.or(self.max_request_bytes);
+        self.max_connections = max_connections.unwrap_or(self.max_connections);
+        self.max_connections_per_ip = max_connections_per_ip.unwrap_or(self.max_connections_per_ip);
         self.tls_cert = tls_cert.or(self.tls_cert.take());
         self.tls_key = tls_key.or(self.tls_key.take());
         self.tls_ca = tls_ca.or(self.tls_ca.take());
@@ -313,6 +365,21 @@ impl Config {
                 record: self.max_record_bytes,
             });
         }
+        if let Some(request) = self.max_request_bytes
+            && (request < self.max_record_bytes.saturating_add(REQUEST_OVERHEAD_BYTES)
+                || request > MAX_REQUEST_BYTES_LIMIT)
+        {
+            return Err(ConfigError::MaxRequestBytes {
+                request,
+                record: self.max_record_bytes,
+            });
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::ZeroConnections("max_connections"));
+        }
+        if self.max_connections_per_ip == 0 {
+            return Err(ConfigError::ZeroConnections("max_connections_per_ip"));
+        }
         self.tls_files()?;
         if self.auth_file.is_some() && self.tls_files()?.is_none() {
             return Err(ConfigError::AuthWithoutTls);
@@ -323,6 +390,14 @@ impl Config {
             return Err(ConfigError::MetricsCollidesWithListen(metrics));
         }
         Ok(())
+    }
+
+    /// The largest request a client may send: `max_request_bytes`, or the default raised
+    /// to hold a largest record.
+    pub fn request_limit(&self) -> u32 {
+        self.max_request_bytes.unwrap_or_else(|| {
+            DEFAULT_MAX_REQUEST_BYTES.max(self.max_record_bytes.saturating_add(REQUEST_OVERHEAD_BYTES))
+        })
     }
 
     /// The TLS files when TLS is on; an error when only some are set.
@@ -393,6 +468,9 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     max_record_bytes: Option<u32>,
     max_inflight_bytes: Option<u64>,
+    max_request_bytes: Option<u32>,
+    max_connections: Option<u32>,
+    max_connections_per_ip: Option<u32>,
     auth_file: Option<PathBuf>,
     tls: Option<FileTls>,
 }
@@ -438,6 +516,9 @@ impl ConfigPatch {
             metrics: file.metrics,
             max_record_bytes: file.max_record_bytes,
             max_inflight_bytes: file.max_inflight_bytes,
+            max_request_bytes: file.max_request_bytes,
+            max_connections: file.max_connections,
+            max_connections_per_ip: file.max_connections_per_ip,
             tls_cert: tls.cert,
             tls_key: tls.key,
             tls_ca: tls.ca,

@@ -252,3 +252,32 @@ fn tls_files_come_together_from_any_source_and_auth_needs_them() {
     let err = ConfigPatch::from_toml("[tls]\ncertificate = \"x\"").expect_err("unknown key");
     assert!(err.to_string().contains("certificate"), "{err}");
 }
+
+#[test]
+fn request_limit_holds_a_largest_record_and_connection_limits_are_positive() {
+    let config = Config::load(None, env(&[]), flags_with_id(1)).expect("defaults");
+    assert_eq!(config.request_limit(), DEFAULT_MAX_REQUEST_BYTES);
+    // A larger max_record_bytes raises the default request limit with it.
+    let config = Config::load(
+        None,
+        env(&[("PAXLOG_MAX_RECORD_BYTES", "33554432")]),
+        flags_with_id(1),
+    )
+    .expect("large records");
+    assert_eq!(config.request_limit(), (32 << 20) + REQUEST_OVERHEAD_BYTES);
+    let err = Config::load(
+        None,
+        env(&[
+            ("PAXLOG_MAX_RECORD_BYTES", "2097152"),
+            ("PAXLOG_MAX_REQUEST_BYTES", "2097152"),
+        ]),
+        flags_with_id(1),
+    )
+    .expect_err("a request limit that cannot hold a largest record");
+    assert!(matches!(err, ConfigError::MaxRequestBytes { .. }), "{err}");
+    assert!(err.to_string().contains("2162688"), "{err}");
+    for var in ["PAXLOG_MAX_CONNECTIONS", "PAXLOG_MAX_CONNECTIONS_PER_IP"] {
+        let err = Config::load(None, env(&[(var, "0")]), flags_with_id(1)).expect_err(var);
+        assert!(matches!(err, ConfigError::ZeroConnections(_)), "{err}");
+    }
+}

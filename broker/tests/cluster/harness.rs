@@ -79,6 +79,13 @@ pub struct Node {
     child: Option<Child>,
 }
 
+impl Node {
+    /// The process id, while the node runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
 /// Brokers `1..=n` with fixed addresses; nodes can be killed and restarted on the same data.
 pub struct Cluster {
     pub nodes: Vec<Node>,

@@ -9,6 +9,7 @@ mod failover;
 mod groups;
 mod harness;
 mod idempotence;
+mod limits;
 mod metrics;
 mod overload;
 #[path = "../common/ports.rs"]

@@ -244,7 +244,7 @@ async fn metrics_follow_leaders_offsets_publishes_fetches_and_topic_deletion() {
 
 /// A small parser of the Prometheus / OpenMetrics text format: enough for assertions on
 /// samples by name and labels (no `prometheus-parse` dependency for ~60 lines).
-mod text {
+pub(super) mod text {
     use std::collections::BTreeMap;
 
     /// One sample line.
