@@ -72,6 +72,20 @@ struct Args {
     /// Needs TLS [env: PAXLOG_AUTH_FILE].
     #[arg(long, value_name = "FILE")]
     auth_file: Option<PathBuf>,
+    /// Log lines on stderr: text for people, or json (one object per line, with the span
+    /// fields node, partition, topic, ballot) for log pipelines. A process setting, not
+    /// part of the node's configuration file.
+    #[arg(long, env = "PAXLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 fn parse_peers(input: &str) -> Result<BTreeMap<NodeId, String>, String> {
@@ -80,15 +94,7 @@ fn parse_peers(input: &str) -> Result<BTreeMap<NodeId, String>, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: logs often go to files (cluster up writes node logs).
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging(args.log_format);
 
     let flags = ConfigPatch {
         id: args.id,
@@ -138,6 +144,28 @@ fn main() -> ExitCode {
             eprintln!("paxlog-broker: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Installs the process's subscriber: `RUST_LOG` filters (default `info`), stderr, in `format`.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // Colours only on a terminal: logs often go to files (cluster up writes node logs).
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The event's fields at the top level (`message`, `listen`, ...); `span` is the
+        // innermost span's fields and `spans` every open span's, outermost first, so a
+        // replica's line carries node, partition, topic and ballot.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
     }
 }
 

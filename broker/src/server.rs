@@ -6,7 +6,8 @@
 //!     ├─ bind listen (gRPC) and metrics (HTTP)
 //!     ├─ PeerHub: dial lower-id peers; inbound messages ──▶ bounded mpsc (drained for now)
 //!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services (Peer from the hub)
-//!     │        └─▶ HTTP: GET /metrics
+//!     │        ├─▶ HTTP: GET /metrics
+//!     │        └─▶ group series of the groups this node coordinates (on a tick)
 //!     └─ on shutdown: health NOT_SERVING, stop the hub and accepting, drain (bounded),
 //!        sync storage
 //! ```
@@ -202,6 +203,12 @@ async fn serve(
     let (stop, stopped) = watch::channel(false);
     let metrics_task = tokio::spawn(
         metrics::http::serve(listeners.metrics, metrics.clone(), stopped.clone()).in_current_span(),
+    );
+    // Ends with the stop signal; nothing waits for it (it writes nothing).
+    tokio::spawn(
+        api.clone()
+            .export_group_metrics(stopped.clone())
+            .in_current_span(),
     );
     let driver_task = tokio::spawn(driver.run(stopped.clone()).in_current_span());
     tokio::pin!(driver_task);

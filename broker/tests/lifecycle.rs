@@ -38,6 +38,52 @@ async fn serves_health_and_metrics_stops_on_sigterm_and_restarts_on_its_data() {
 }
 
 #[tokio::test]
+async fn logs_one_json_object_per_line_with_span_fields_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("node-4");
+    let mut broker = BrokerProcess::start_with(4, &data, dir.path(), &["--log-format=json"]);
+    broker.wait_serving().await;
+    let status = broker.terminate().await;
+    assert!(status.success(), "exit {status}:\n{}", broker.log());
+
+    let log = broker.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+        })
+        .collect();
+    let serving = lines
+        .iter()
+        .find(|l| l["message"] == "broker serving")
+        .unwrap_or_else(|| panic!("no \"broker serving\" event:\n{log}"));
+    assert_eq!(serving["level"], "INFO", "{serving}");
+    assert_eq!(serving["listen"], broker.grpc.to_string(), "{serving}");
+    assert_eq!(serving["span"]["name"], "broker", "{serving}");
+    assert_eq!(serving["span"]["node"], 4, "{serving}");
+    assert_eq!(serving["spans"][0]["node"], 4, "{serving}");
+    assert!(
+        lines.iter().any(|l| l["message"] == "broker stopped"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn refuses_an_unknown_log_format_listing_the_choices() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (status, log) = run_to_exit(
+        &["--id=1".to_owned(), "--log-format=xml".to_owned()],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("'xml'") && log.contains("text") && log.contains("json"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn refuses_a_data_dir_that_belongs_to_another_node() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("node-1");

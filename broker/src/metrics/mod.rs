@@ -4,10 +4,12 @@
 //! Every metric carries the label `node="<id>"`, so one Prometheus can scrape a whole
 //! cluster without relabelling.
 
+pub mod groups;
 pub mod http;
 pub mod node;
 pub mod replica;
 
+pub use groups::{GroupLabels, GroupMetrics, GroupPartitionLabels, GroupsSnapshot};
 pub use node::{NodeMetrics, PartitionLabels};
 pub use replica::{GroupProgress, ReplicaObserver};
 

@@ -19,6 +19,7 @@
 //!                                                max_inflight_bytes; past it THROTTLED)
 //!   paxlog_fetch_requests_total{outcome}
 //!   paxlog_fetch_records_total / paxlog_fetch_bytes_total
+//!   paxlog_group_*{group,..}                     on group coordinators; see super::groups
 //! ```
 //!
 //! The metadata group is `topic="__metadata",partition="0"`. A deleted topic's series are
@@ -33,6 +34,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 
+use super::groups::GroupMetrics;
 use super::replica::ReplicaObserver;
 use crate::config::NodeId;
 
@@ -130,6 +132,8 @@ pub struct NodeMetrics {
     fetch_requests: Outcomes,
     fetch_records: Counter,
     fetch_bytes: Counter,
+    /// Consumer group series of the groups this node coordinates.
+    pub(crate) groups: GroupMetrics,
 }
 
 /// The per-partition families, which [`ReplicaObserver`]s fill.
@@ -249,6 +253,7 @@ impl NodeMetrics {
             "Record bytes served to consumers",
             m.fetch_bytes.clone(),
         );
+        m.groups.register(registry);
         m
     }
 
@@ -267,6 +272,7 @@ impl NodeMetrics {
             fetch_requests: Outcomes::default(),
             fetch_records: Counter::default(),
             fetch_bytes: Counter::default(),
+            groups: GroupMetrics::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 
 mod admin;
 mod consumer;
+mod group_metrics;
 mod groups;
 mod metadata;
 mod producer;

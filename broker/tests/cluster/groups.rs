@@ -18,7 +18,7 @@ const SESSION_MS: u32 = 1_500;
 /// Sends a group request to the coordinator: follows NOT_COORDINATOR / NOT_LEADER hints,
 /// backs off while the coordinator recovers, tries another broker when one is down.
 /// Returns the first answer that is not a redirect.
-async fn call<T, F, Fut>(c: &Cluster, mut f: F) -> Result<T, Status>
+pub(super) async fn call<T, F, Fut>(c: &Cluster, mut f: F) -> Result<T, Status>
 where
     F: FnMut(GroupsClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,

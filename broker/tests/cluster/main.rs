@@ -6,6 +6,7 @@ mod catchup;
 mod client;
 mod corruption;
 mod failover;
+mod group_metrics;
 mod groups;
 mod harness;
 mod idempotence;

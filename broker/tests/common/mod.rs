@@ -33,13 +33,19 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts node `id` on fresh ports with data in `data_dir`; `log_dir` receives its stderr.
     pub fn start(id: u64, data_dir: &Path, log_dir: &Path) -> BrokerProcess {
+        Self::start_with(id, data_dir, log_dir, &[])
+    }
+
+    /// Like [`BrokerProcess::start`], with `extra` flags.
+    pub fn start_with(id: u64, data_dir: &Path, log_dir: &Path, extra: &[&str]) -> BrokerProcess {
         let (grpc, metrics) = (free_addr(), free_addr());
-        let args = [
+        let mut args = vec![
             format!("--id={id}"),
             format!("--listen={grpc}"),
             format!("--metrics={metrics}"),
             format!("--data-dir={}", data_dir.display()),
         ];
+        args.extend(extra.iter().map(|flag| flag.to_string()));
         let log = log_dir.join(format!("broker-{id}-{}.log", grpc.port()));
         let child = broker_command(&args, &log)
             .spawn()
@@ -101,6 +107,7 @@ pub fn broker_command(args: &[String], log: &Path) -> Command {
     command
         .args(args)
         .env_remove("RUST_LOG")
+        .env_remove("PAXLOG_LOG_FORMAT")
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("clone log handle"))
         .stderr(file);

@@ -3,6 +3,7 @@
 //! The only place that knows clap: it turns arguments into the library's option structs
 //! and runs the library's commands (`paxlog_client::cli`, `cluster`, `status`).
 
+mod logging;
 mod signals;
 
 use clap::{Args, Parser, Subcommand};
@@ -15,7 +16,6 @@ use paxlog_client::connection::{ConnectOptions, Connection};
 use paxlog_client::security::{LocalTls, Security};
 use paxlog_client::{DEFAULT_BASE_PORT, DEFAULT_BROKERS, DEFAULT_NODES, Error, status};
 use signals::Signals;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,6 +27,19 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr (mostly `paxlog runner`'s): text, or json (one object per line)
+    /// for log pipelines.
+    #[arg(long, global = true, env = "PAXLOG_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -369,15 +382,7 @@ struct StatusArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: logs often go to files (cluster up writes node logs).
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    logging::init(cli.log_format == LogFormat::Json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

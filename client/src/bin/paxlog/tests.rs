@@ -157,3 +157,18 @@ fn status_keeps_its_short_timeout() {
     assert!(args.json);
     assert_eq!(args.timeout_ms, 2000);
 }
+
+#[test]
+fn log_format_is_global_and_refuses_unknown_formats_listing_the_choices() {
+    let cli =
+        |args: &[&str]| Cli::try_parse_from(std::iter::once("paxlog").chain(args.iter().copied()));
+    let json =
+        cli(&["runner", "--brokers", "h:1", "--log-format", "json"]).expect("after the subcommand");
+    assert_eq!(json.log_format, LogFormat::Json);
+    let json = cli(&["--log-format=json", "status"]).expect("before the subcommand");
+    assert_eq!(json.log_format, LogFormat::Json);
+    let err = cli(&["--log-format", "xml", "status"]).expect_err("xml is no format");
+    assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+    let text = err.to_string();
+    assert!(text.contains("text") && text.contains("json"), "{text}");
+}
