@@ -168,7 +168,10 @@ async fn accept_loop(
             refused
         };
         if let Some(reason) = admitted {
-            metrics.refused.get_or_create(&RefusedLabels { reason }).inc();
+            metrics
+                .refused
+                .get_or_create(&RefusedLabels { reason })
+                .inc();
             tracing::debug!(%remote, reason, "refused a connection");
             continue;
         }

@@ -396,7 +396,8 @@ impl Config {
     /// to hold a largest record.
     pub fn request_limit(&self) -> u32 {
         self.max_request_bytes.unwrap_or_else(|| {
-            DEFAULT_MAX_REQUEST_BYTES.max(self.max_record_bytes.saturating_add(REQUEST_OVERHEAD_BYTES))
+            DEFAULT_MAX_REQUEST_BYTES
+                .max(self.max_record_bytes.saturating_add(REQUEST_OVERHEAD_BYTES))
         })
     }
 

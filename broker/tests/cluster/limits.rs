@@ -35,10 +35,7 @@ async fn requests_up_to_max_request_bytes_are_taken_and_larger_ones_refused_unre
     )
     .await;
     c.create_topic("big", 1, 1).await;
-    let mut producer = c
-        .producer(1)
-        .await
-        .max_encoding_message_size(usize::MAX);
+    let mut producer = c.producer(1).await.max_encoding_message_size(usize::MAX);
 
     // One 5 MiB record: above gRPC's usual 4 MiB, within both limits.
     let stored = producer
@@ -85,7 +82,12 @@ async fn connect_from(local: &str, addr: SocketAddr) -> tokio::net::TcpStream {
 }
 
 /// Polls node `id`'s metrics until `check` holds for them.
-async fn wait_metrics(c: &Cluster, id: u64, what: &str, check: impl Fn(&super::metrics::text::Scrape) -> bool) {
+async fn wait_metrics(
+    c: &Cluster,
+    id: u64,
+    what: &str,
+    check: impl Fn(&super::metrics::text::Scrape) -> bool,
+) {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if check(&scrape(c.node(id).metrics).await) {
@@ -117,9 +119,14 @@ impl tonic::codegen::Service<tonic::codegen::http::Uri> for FromAddress {
     fn call(&mut self, uri: tonic::codegen::http::Uri) -> Self::Future {
         let local = self.0;
         Box::pin(async move {
-            let authority = uri.authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+            let authority = uri
+                .authority()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default();
             let addr: SocketAddr = authority.parse().map_err(std::io::Error::other)?;
-            Ok(hyper_util::rt::TokioIo::new(connect_from(local, addr).await))
+            Ok(hyper_util::rt::TokioIo::new(
+                connect_from(local, addr).await,
+            ))
         })
     }
 }
@@ -171,7 +178,10 @@ async fn connections_over_the_per_address_limit_are_closed_and_counted_while_pee
     drop(admitted.pop());
     let deadline = Instant::now() + DEADLINE;
     while !serving_from("127.0.0.2", addr).await {
-        assert!(Instant::now() < deadline, "the closed connection's place never freed");
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection's place never freed"
+        );
         tokio::time::sleep(POLL).await;
     }
 
@@ -208,7 +218,8 @@ async fn subscribers_that_stop_reading_hold_a_bounded_amount_of_broker_memory() 
             .await
             .expect("publish");
     }
-    let fetched = |s: &super::metrics::text::Scrape| s.value("paxlog_fetch_bytes_total", &[]).unwrap_or(0.0);
+    let fetched =
+        |s: &super::metrics::text::Scrape| s.value("paxlog_fetch_bytes_total", &[]).unwrap_or(0.0);
     let before = fetched(&scrape(c.node(1).metrics).await);
     let rss_before = rss(&c, 1);
 
@@ -223,7 +234,6 @@ async fn subscribers_that_stop_reading_hold_a_bounded_amount_of_broker_memory() 
                 partition: 0,
                 offset: 0,
                 max_bytes: MIB as u32,
-                ..Default::default()
             })
             .await
             .expect("subscribe")
