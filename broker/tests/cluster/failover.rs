@@ -8,21 +8,21 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 
-const TOPIC: &str = "failover";
+pub(super) const TOPIC: &str = "failover";
 const PARTITIONS: u32 = 3;
 /// Producers per partition, each one publish at a time: a partition leader has up to this
 /// many writes in flight, and each producer's own order stays checkable.
 const LANES: usize = 2;
 
 /// Producers writing `records` in total to every partition of [`TOPIC`].
-struct Workload {
+pub(super) struct Workload {
     records: usize,
     done: Arc<AtomicUsize>,
     tasks: Vec<(u32, JoinHandle<(History, Redirects)>)>,
 }
 
 impl Workload {
-    async fn start(c: &Cluster, records: usize) -> Workload {
+    pub(super) async fn start(c: &Cluster, records: usize) -> Workload {
         c.create_topic(TOPIC, PARTITIONS, 3).await;
         let leaders = c.leaders(TOPIC).await;
         let done = Arc::new(AtomicUsize::new(0));
@@ -42,14 +42,19 @@ impl Workload {
         }
     }
 
+    /// How many writes have finished so far (acknowledged or of unknown outcome).
+    pub(super) fn done(&self) -> Arc<AtomicUsize> {
+        self.done.clone()
+    }
+
     /// Waits until `records` writes have finished.
-    async fn reach(&self, c: &Cluster, records: usize) {
+    pub(super) async fn reach(&self, c: &Cluster, records: usize) {
         wait_progress(&self.done, records, || c.logs()).await;
     }
 
     /// Waits for the producers, then checks every partition on its leader and on every
     /// replica; returns the totals.
-    async fn finish(self, c: &Cluster) -> Tally {
+    pub(super) async fn finish(self, c: &Cluster) -> Tally {
         let mut histories = vec![Vec::new(); PARTITIONS as usize];
         let mut redirects = vec![Vec::new(); PARTITIONS as usize];
         for (p, task) in self.tasks {

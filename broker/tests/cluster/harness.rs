@@ -58,8 +58,16 @@ fn broker_process() {
         .enable_all()
         .build()
         .expect("runtime");
-    // Nodes are only ever killed: no shutdown signal.
-    let result = runtime.block_on(paxlog_broker::run(config, std::future::pending()));
+    // SIGTERM stops the node gracefully, as it stops paxlog-broker (Cluster::stop).
+    let result = runtime.block_on(async {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        paxlog_broker::run(config, async move {
+            terminate.recv().await;
+        })
+        .await
+    });
     if let Err(err) = result {
         eprintln!("paxlog-broker: {err}");
         std::process::exit(1);
@@ -210,6 +218,31 @@ impl Cluster {
         if let Some(mut child) = self.node_mut(id).child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, as an operator stops a broker: waits until the node exited and returns its
+    /// exit status (success after a graceful stop).
+    pub async fn stop(&mut self, id: u64) -> std::process::ExitStatus {
+        use rustix::process::{Pid, Signal, kill_process};
+        let mut child = self
+            .node_mut(id)
+            .child
+            .take()
+            .unwrap_or_else(|| panic!("node {id} is not running"));
+        let pid = Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("pid");
+        kill_process(pid, Signal::TERM).expect("signal the node");
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} ignored SIGTERM:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(POLL).await;
         }
     }
 

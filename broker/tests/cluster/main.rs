@@ -17,6 +17,7 @@ mod overload;
 mod ports;
 mod restart;
 mod retention;
+mod rolling;
 mod routing;
 mod sdk_failover;
 mod security;
