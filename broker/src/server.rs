@@ -158,6 +158,7 @@ async fn serve(
         transport.clone(),
     ));
     let (commands, commands_rx) = mpsc::channel(COMMANDS);
+    let driver_handle = DriverHandle::new(commands);
     let mut driver_config =
         DriverConfig::new(config.id, config.members().keys().copied().collect());
     driver_config.metrics = node_metrics.clone();
@@ -175,7 +176,7 @@ async fn serve(
     let api = ClientApi::new(
         config.id,
         config.members(),
-        DriverHandle::new(commands),
+        driver_handle.clone(),
         view,
         storage.clone(),
         Limits {
@@ -310,6 +311,16 @@ async fn serve(
     tracing::info!("shutting down");
     metrics.set_up(false);
     set_health(&health, ServingStatus::NotServing).await;
+    if early_exit.is_none() && driver_result.is_none() {
+        // A graceful stop: peers take over what this node leads first, so its in-flight
+        // writes finish and clients move on at once instead of after an election timeout.
+        match tokio::time::timeout(HAND_OFF_GRACE, driver_handle.hand_off()).await {
+            Ok(Ok(())) => tracing::info!("handed every leadership over"),
+            Ok(Err(_)) | Err(_) => {
+                tracing::warn!(grace = ?HAND_OFF_GRACE, "some leaderships were not handed over; stopping anyway")
+            }
+        }
+    }
     stop.send_replace(true);
     // Peer streams never end on their own; stopping the hub ends them, so the graceful
     // drain below does not wait for them.
@@ -382,6 +393,9 @@ fn chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// How long a graceful stop waits for peers to take over what this node leads.
+pub const HAND_OFF_GRACE: Duration = Duration::from_secs(3);
 
 /// Most requests in flight on one client connection (HTTP/2 concurrent streams).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;

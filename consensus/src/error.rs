@@ -21,6 +21,24 @@ pub enum ProposeError {
     Stopped,
 }
 
+/// Why [`Replica::transfer_leadership`](crate::Replica::transfer_leadership) did not
+/// start.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// Only the leader can hand leadership over.
+    #[error("not the leader")]
+    NotLeader,
+    /// The target is this replica or not a voter of the group.
+    #[error("node {0} is not another voter of this group")]
+    NotAPeer(NodeId),
+    /// The replica stopped after a storage failure.
+    #[error("replica stopped after a storage failure")]
+    Stopped,
+    /// Storage failed while handing over; the replica stopped.
+    #[error("replica stopped: {0}")]
+    Fatal(String),
+}
+
 /// Errors of a replica's operations.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -66,7 +66,7 @@ mod storage;
 mod types;
 
 pub use config::{Config, ConfigError};
-pub use error::{Error, ProposeError};
+pub use error::{Error, ProposeError, TransferError};
 pub use memory::MemStorage;
 pub use message::{Message, MessageBody};
 pub use ready::{LeaderChange, Outcome, ProposalLost, Ready};

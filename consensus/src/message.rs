@@ -26,6 +26,15 @@ pub enum MessageBody {
         ballot: Ballot,
         /// The first slot the candidate has not seen decided.
         from_slot: Slot,
+        /// The candidacy was asked for by the leader handing over (`TimeoutNow`): acceptors
+        /// do not ignore it for having heard that leader recently.
+        transfer: bool,
+    },
+    /// From a leader handing leadership over: the receiver starts an election at once, if
+    /// it still follows that leader at `ballot`.
+    TimeoutNow {
+        /// The leader's ballot.
+        ballot: Ballot,
     },
     /// Phase 1b: the acceptor promised `ballot` and reports what it accepted above its decided
     /// index (and at or after the candidate's `from_slot`).
@@ -120,6 +129,7 @@ impl MessageBody {
     pub fn kind(&self) -> &'static str {
         match self {
             MessageBody::Prepare { .. } => "prepare",
+            MessageBody::TimeoutNow { .. } => "timeout_now",
             MessageBody::Promise { .. } => "promise",
             MessageBody::Nack { .. } => "nack",
             MessageBody::Accept { .. } => "accept",
@@ -146,7 +156,9 @@ mod tests {
             MessageBody::Prepare {
                 ballot: b,
                 from_slot: 1,
+                transfer: false,
             },
+            MessageBody::TimeoutNow { ballot: b },
             MessageBody::Promise {
                 ballot: b,
                 decided: 0,

@@ -64,6 +64,7 @@ fn election_timeout_persists_ballot_and_sends_prepare() {
     let prepare = MessageBody::Prepare {
         ballot: B1,
         from_slot: 1,
+        transfer: false,
     };
     assert_eq!(
         r.ready(),
@@ -293,6 +294,7 @@ fn acceptor_promises_a_higher_ballot_and_reports_accepted_entries() {
         MessageBody::Prepare {
             ballot: b3,
             from_slot: 1,
+            transfer: false,
         },
     ))
     .expect("step");
@@ -328,6 +330,7 @@ fn acceptor_nacks_a_lower_ballot() {
         MessageBody::Prepare {
             ballot: b5,
             from_slot: 1,
+            transfer: false,
         },
     ))
     .expect("step");
@@ -927,4 +930,123 @@ fn leader_reports_each_followers_decided_index_as_last_reported() {
         vec![(2, Some(1)), (3, Some(1))]
     );
     assert!(!r.has_ready());
+}
+
+#[test]
+fn a_leader_hands_over_to_a_caught_up_peer_with_timeout_now_and_steps_down() {
+    let mut r = leader();
+    // Node 3 never reported: the leader waits, taking no new proposals meanwhile.
+    r.transfer_leadership(3).expect("leader");
+    assert!(r.is_leader());
+    assert_eq!(r.transferring_to(), Some(3));
+    assert_eq!(r.propose(Bytes::from_static(b"x")), Err(ProposeError::Busy));
+    drive(&mut r);
+    // Its heartbeat answer shows it has everything decided: hand over.
+    r.step(msg(
+        3,
+        1,
+        MessageBody::HeartbeatAck {
+            ballot: B1,
+            decided: 0,
+        },
+    ))
+    .expect("step");
+    assert_eq!(
+        r.ready(),
+        Ready {
+            number: 4,
+            messages: vec![msg(1, 3, MessageBody::TimeoutNow { ballot: B1 })],
+            leader: Some(LeaderChange {
+                leader: None,
+                ballot: B1,
+                is_self: false,
+            }),
+            ..Ready::default()
+        }
+    );
+    assert!(!r.is_leader());
+    assert_eq!(
+        r.transfer_leadership(2).map_err(|e| e.to_string()),
+        Err("not the leader".to_owned())
+    );
+}
+
+#[test]
+fn timeout_now_from_the_followed_leader_starts_a_transfer_election_at_once() {
+    let mut r = replica(2);
+    r.step(msg(
+        1,
+        2,
+        MessageBody::Heartbeat {
+            ballot: B1,
+            decided: 0,
+            last_slot: 0,
+        },
+    ))
+    .expect("follow 1");
+    drive(&mut r);
+    // From someone it does not follow, or at another ballot: ignored.
+    r.step(msg(3, 2, MessageBody::TimeoutNow { ballot: B1 }))
+        .expect("step");
+    r.step(msg(
+        1,
+        2,
+        MessageBody::TimeoutNow {
+            ballot: Ballot::new(0, 1),
+        },
+    ))
+    .expect("step");
+    assert!(!r.has_ready());
+    r.step(msg(1, 2, MessageBody::TimeoutNow { ballot: B1 }))
+        .expect("step");
+    let ready = r.ready();
+    let b = Ballot::new(2, 2);
+    assert_eq!(ready.persist.promised, Some(b));
+    let prepares: Vec<u64> = ready
+        .messages
+        .iter()
+        .filter(|m| {
+            m.body
+                == MessageBody::Prepare {
+                    ballot: b,
+                    from_slot: 1,
+                    transfer: true,
+                }
+        })
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(prepares, vec![1, 3]);
+}
+
+#[test]
+fn a_transfer_prepare_is_promised_even_while_the_old_leader_is_fresh() {
+    let follow = |r: &mut Replica<MemStorage>| {
+        r.step(msg(
+            1,
+            3,
+            MessageBody::Heartbeat {
+                ballot: B1,
+                decided: 0,
+                last_slot: 0,
+            },
+        ))
+        .expect("follow 1");
+        drive(r);
+    };
+    let prepare = |transfer| MessageBody::Prepare {
+        ballot: Ballot::new(2, 2),
+        from_slot: 1,
+        transfer,
+    };
+    // A plain candidacy is ignored: node 3 heard its leader just now.
+    let mut r = replica(3);
+    follow(&mut r);
+    r.step(msg(2, 3, prepare(false))).expect("step");
+    assert!(!r.has_ready());
+    // One the leader asked for is promised.
+    let mut r = replica(3);
+    follow(&mut r);
+    r.step(msg(2, 3, prepare(true))).expect("step");
+    let ready = drive(&mut r);
+    assert_eq!(ready.persist.promised, Some(Ballot::new(2, 2)));
 }

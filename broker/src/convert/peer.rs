@@ -22,9 +22,17 @@ use pb::group_message::Body;
 /// batch carries it (see [`decode_message`]). Payloads are `Bytes`, so nothing is copied.
 pub fn encode_message(group: u64, message: Message) -> pb::GroupMessage {
     let body = match message.body {
-        MessageBody::Prepare { ballot, from_slot } => Body::Prepare(pb::Prepare {
+        MessageBody::Prepare {
+            ballot,
+            from_slot,
+            transfer,
+        } => Body::Prepare(pb::Prepare {
             ballot: Some(ballot_to_wire(ballot)),
             from_slot,
+            transfer,
+        }),
+        MessageBody::TimeoutNow { ballot } => Body::TimeoutNow(pb::TimeoutNow {
+            ballot: Some(ballot_to_wire(ballot)),
         }),
         MessageBody::Promise {
             ballot,
@@ -105,6 +113,10 @@ pub fn decode_message(
         Some(Body::Prepare(m)) => MessageBody::Prepare {
             ballot: ballot_from_wire(m.ballot, "Prepare.ballot")?,
             from_slot: m.from_slot,
+            transfer: m.transfer,
+        },
+        Some(Body::TimeoutNow(m)) => MessageBody::TimeoutNow {
+            ballot: ballot_from_wire(m.ballot, "TimeoutNow.ballot")?,
         },
         Some(Body::Promise(m)) => MessageBody::Promise {
             ballot: ballot_from_wire(m.ballot, "Promise.ballot")?,

@@ -26,8 +26,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
     let slots = proptest::collection::vec(any::<u64>(), 0..16);
     let data = proptest::collection::vec(any::<u8>(), 0..256).prop_map(Bytes::from);
     prop_oneof![
-        (ballot(), any::<u64>())
-            .prop_map(|(ballot, from_slot)| MessageBody::Prepare { ballot, from_slot }),
+        (ballot(), any::<u64>(), any::<bool>()).prop_map(|(ballot, from_slot, transfer)| {
+            MessageBody::Prepare {
+                ballot,
+                from_slot,
+                transfer,
+            }
+        }),
+        ballot().prop_map(|ballot| MessageBody::TimeoutNow { ballot }),
         (ballot(), any::<u64>(), entries()).prop_map(|(ballot, decided, entries)| {
             MessageBody::Promise {
                 ballot,
@@ -126,7 +132,9 @@ fn each_variant_has_a_wire_form() {
         MessageBody::Prepare {
             ballot: b,
             from_slot: 4,
+            transfer: true,
         },
+        MessageBody::TimeoutNow { ballot: b },
         MessageBody::Promise {
             ballot: b,
             decided: 4,
@@ -236,8 +244,13 @@ fn missing_ballots_are_rejected_by_name() {
             Body::Prepare(pb::Prepare {
                 ballot: None,
                 from_slot: 1,
+                transfer: false,
             }),
             "Prepare.ballot",
+        ),
+        (
+            Body::TimeoutNow(pb::TimeoutNow { ballot: None }),
+            "TimeoutNow.ballot",
         ),
         (Body::Promise(pb::Promise::default()), "Promise.ballot"),
         (Body::Accept(pb::Accept::default()), "Accept.ballot"),

@@ -84,6 +84,8 @@ pub struct Driver {
     inbound: mpsc::Receiver<Inbound>,
     commands: mpsc::Receiver<Command>,
     ticks: u64,
+    /// Waiting for this node to lead nothing (see [`Command::HandOff`]).
+    handing_off: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 fn fatal(action: &'static str, e: impl std::fmt::Display) -> Fatal {
@@ -146,6 +148,7 @@ impl Driver {
             inbound,
             commands,
             ticks: 0,
+            handing_off: None,
         };
         let mut meta_group = Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta));
         meta_group.obs = driver.cfg.metrics.replica(
@@ -353,6 +356,54 @@ impl Driver {
                     }
                 }
             }
+            Command::HandOff { reply } => {
+                self.handing_off = Some(reply);
+                self.hand_off_all();
+            }
+        }
+    }
+
+    /// Asks every replica this node leads to hand leadership to the peer that reported
+    /// the highest decided index (the one with least to catch up); answers the pending
+    /// [`Command::HandOff`] once nothing is led here. Called again each tick: a transfer
+    /// that gave up (target unreachable) is tried again, maybe with another target.
+    fn hand_off_all(&mut self) {
+        if self.handing_off.is_none() {
+            return;
+        }
+        let mut leading = 0;
+        for g in self.groups.values_mut().filter(|g| g.stopped.is_none()) {
+            if !g.replica.is_leader() {
+                continue;
+            }
+            leading += 1;
+            let best = g
+                .replica
+                .followers()
+                .max_by_key(|(id, decided)| (*decided, std::cmp::Reverse(*id)))
+                .map(|(id, _)| id);
+            if let Some(to) = best
+                && g.replica.transferring_to().is_none()
+            {
+                match g.replica.transfer_leadership(to) {
+                    Ok(()) => {
+                        tracing::info!(
+                            node = self.cfg.node,
+                            partition = g.id,
+                            to,
+                            "handing leadership over"
+                        )
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = self.cfg.node, partition = g.id, to, error = %e, "cannot hand leadership over")
+                    }
+                }
+            }
+        }
+        if leading == 0
+            && let Some(reply) = self.handing_off.take()
+        {
+            let _ = reply.send(());
         }
     }
 
@@ -383,6 +434,7 @@ impl Driver {
         for (id, why) in failed {
             self.stop_group(id, why);
         }
+        self.hand_off_all();
     }
 
     fn stop_group(&mut self, id: u64, why: String) {

@@ -35,6 +35,12 @@ pub enum Command {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Proposed, ProposeFailure>>,
     },
+    /// Hand the leadership of every group this node leads to a caught-up peer (before a
+    /// graceful stop). The reply comes once this node leads nothing.
+    HandOff {
+        /// Answered when no group is led here any more.
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The services' handle on the driver.
@@ -52,6 +58,17 @@ impl DriverHandle {
     /// Proposes `payload` in `group` and waits for the outcome.
     pub async fn propose(&self, group: u64, payload: Bytes) -> Result<Proposed, ProposeFailure> {
         self.propose_checked(group, payload, None).await
+    }
+
+    /// Hands the leadership of every group this node leads to a peer and waits until it
+    /// leads nothing (callers bound the wait: a peer may be unreachable).
+    pub async fn hand_off(&self) -> Result<(), ProposeFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::HandOff { reply })
+            .await
+            .map_err(|_| ProposeFailure::ShuttingDown)?;
+        rx.await.map_err(|_| ProposeFailure::ShuttingDown)
     }
 
     /// Proposes a record batch in `group`; an idempotent one is checked against its

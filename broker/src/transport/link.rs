@@ -181,6 +181,7 @@ fn queue_size(message: &Message) -> usize {
         MessageBody::Accepted { slots, .. } => slots.len() * size_of::<u64>(),
         MessageBody::InstallSnapshot { data, .. } => data.len(),
         MessageBody::Prepare { .. }
+        | MessageBody::TimeoutNow { .. }
         | MessageBody::Nack { .. }
         | MessageBody::Heartbeat { .. }
         | MessageBody::HeartbeatAck { .. }

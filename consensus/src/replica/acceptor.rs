@@ -33,6 +33,7 @@ impl<S: Storage> Replica<S> {
         from: NodeId,
         ballot: Ballot,
         from_slot: Slot,
+        transfer: bool,
     ) -> Result<(), StorageError> {
         if self.repair.is_some() {
             return Ok(()); // lost or corrupt storage: no vote until repaired
@@ -48,7 +49,7 @@ impl<S: Storage> Replica<S> {
             );
         }
         if ballot > self.promised {
-            if self.leader_is_fresh(from) {
+            if !transfer && self.leader_is_fresh(from) {
                 return Ok(());
             }
             self.persist_promise(ballot);

@@ -6,7 +6,7 @@ mod learner;
 mod proposer;
 
 use crate::config::Config;
-use crate::error::{Error, ProposeError};
+use crate::error::{Error, ProposeError, TransferError};
 use crate::message::{Message, MessageBody};
 use crate::ready::{LeaderChange, Outcome, ProposalLost, Ready};
 use crate::storage::{Storage, StorageError};
@@ -190,6 +190,28 @@ impl<S: Storage> Replica<S> {
         self.propose_value(Value::Data(value))
     }
 
+    /// Hands leadership to `to`: the leader takes no new proposals (they get
+    /// [`ProposeError::Busy`]), waits until every slot it proposed is decided and `to`
+    /// reported that decided index, then tells `to` to run for leader at once
+    /// (`TimeoutNow`) and becomes a follower. Gives up, leading on as before, if that has
+    /// not happened within `election_ticks_max` ticks. Leadership is only ever won through
+    /// phase 1, so a transfer cannot break safety; it only saves the wait for a timeout.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
+        if self.stopped {
+            return Err(TransferError::Stopped);
+        }
+        if to == self.config.id || !self.config.voters.contains(&to) {
+            return Err(TransferError::NotAPeer(to));
+        }
+        let now = self.now;
+        let Role::Leader(l) = &mut self.role else {
+            return Err(TransferError::NotLeader);
+        };
+        l.transfer = Some((to, now));
+        self.maybe_hand_over()
+            .map_err(|e| TransferError::Fatal(self.fail(e).to_string()))
+    }
+
     /// Whether `ready` has anything for the driver.
     pub fn has_ready(&self) -> bool {
         !self.out.is_empty()
@@ -278,6 +300,15 @@ impl<S: Storage> Replica<S> {
         leader.into_iter().flat_map(|l| l.followers())
     }
 
+    /// The peer this leader is handing leadership to, while it does
+    /// ([`Replica::transfer_leadership`]).
+    pub fn transferring_to(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(l) => l.transfer.map(|(to, _)| to),
+            _ => None,
+        }
+    }
+
     /// A summary of the replica's state.
     pub fn status(&self) -> Status {
         Status {
@@ -328,7 +359,12 @@ impl<S: Storage> Replica<S> {
 
     fn handle(&mut self, from: NodeId, body: MessageBody) -> Result<(), StorageError> {
         match body {
-            MessageBody::Prepare { ballot, from_slot } => self.on_prepare(from, ballot, from_slot),
+            MessageBody::Prepare {
+                ballot,
+                from_slot,
+                transfer,
+            } => self.on_prepare(from, ballot, from_slot, transfer),
+            MessageBody::TimeoutNow { ballot } => self.on_timeout_now(from, ballot),
             MessageBody::Promise {
                 ballot,
                 decided,
@@ -351,8 +387,7 @@ impl<S: Storage> Replica<S> {
                 last_slot,
             } => self.on_heartbeat(from, ballot, decided, last_slot),
             MessageBody::HeartbeatAck { ballot, decided } => {
-                self.on_heartbeat_ack(from, ballot, decided);
-                Ok(())
+                self.on_heartbeat_ack(from, ballot, decided)
             }
             MessageBody::Learn { from_slot } => self.on_learn(from, from_slot),
             MessageBody::Decided { decided, entries } => self.on_decided(from, decided, entries),

@@ -47,6 +47,9 @@ pub(super) struct Leader {
     /// The decided index when last seen moving, and when. A leader that learns nothing of
     /// its prefix for an election timeout (its teacher died) runs phase 1 again.
     learned: (Slot, u64),
+    /// Handing leadership to this peer, since this tick (see
+    /// [`Replica::transfer_leadership`]).
+    pub(super) transfer: Option<(NodeId, u64)>,
 }
 
 impl Leader {
@@ -98,13 +101,53 @@ impl<S: Storage> Replica<S> {
                 if matches!(self.role, Role::Candidate(_)) {
                     self.contention += 1; // the last candidacy failed: widen the back-off
                 }
-                self.start_election()?;
+                self.start_election(false)?;
             }
         }
         self.maybe_learn()
     }
 
-    fn start_election(&mut self) -> Result<(), StorageError> {
+    /// `TimeoutNow` from the leader this replica follows: run for leader now.
+    pub(super) fn on_timeout_now(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+    ) -> Result<(), StorageError> {
+        let follows = matches!(self.role, Role::Follower) && self.leader == Some((from, ballot));
+        if !follows || self.repair.is_some() {
+            return Ok(()); // stale, or this replica may not vote
+        }
+        self.start_election(true)
+    }
+
+    /// While handing over: once every proposed slot is decided and the target reported
+    /// that decided index, sends it `TimeoutNow` and steps down; past the deadline, leads
+    /// on.
+    pub(super) fn maybe_hand_over(&mut self) -> Result<(), StorageError> {
+        let (now, decided, give_up) = (self.now, self.decided, self.config.election_ticks_max);
+        let Role::Leader(l) = &mut self.role else {
+            return Ok(());
+        };
+        let Some((to, since)) = l.transfer else {
+            return Ok(());
+        };
+        if now.saturating_sub(since) >= give_up {
+            l.transfer = None;
+            return Ok(());
+        }
+        let settled = l.inflight.is_empty() && l.pending.is_empty();
+        let caught_up = l.peers.get(&to).and_then(|p| p.decided) >= Some(decided);
+        if !(settled && caught_up) {
+            return Ok(());
+        }
+        let ballot = l.ballot;
+        self.send(to, MessageBody::TimeoutNow { ballot })?;
+        self.become_follower(None);
+        self.reset_election_timer();
+        Ok(())
+    }
+
+    fn start_election(&mut self, transfer: bool) -> Result<(), StorageError> {
         let round = self.max_round_seen.max(self.promised.round) + 1;
         let ballot = Ballot::new(round, self.config.id);
         // Persisted before the `Prepare` leaves (same `Ready`): a restarted node never reuses it.
@@ -119,7 +162,14 @@ impl<S: Storage> Replica<S> {
         self.reset_election_timer();
         let from_slot = self.decided + 1;
         for to in self.config.voters.clone() {
-            self.send(to, MessageBody::Prepare { ballot, from_slot })?;
+            self.send(
+                to,
+                MessageBody::Prepare {
+                    ballot,
+                    from_slot,
+                    transfer,
+                },
+            )?;
         }
         Ok(())
     }
@@ -196,6 +246,7 @@ impl<S: Storage> Replica<S> {
             peers,
             since: self.now,
             learned: (self.decided, self.now),
+            transfer: None,
         };
         for slot in known + 1..=last {
             let value = chosen.remove(&slot).map_or(Value::Noop, |e| e.value);
@@ -242,7 +293,7 @@ impl<S: Storage> Replica<S> {
                 // it at once (the others still follow this node and promise), instead of
                 // leaving the group without a leader for an election timeout.
                 self.become_follower(None);
-                return self.start_election();
+                return self.start_election(false);
             }
             self.contention += 1;
             self.become_follower(None);
@@ -301,12 +352,18 @@ impl<S: Storage> Replica<S> {
         Ok(())
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, ballot: Ballot, decided: Slot) {
+    pub(super) fn on_heartbeat_ack(
+        &mut self,
+        from: NodeId,
+        ballot: Ballot,
+        decided: Slot,
+    ) -> Result<(), StorageError> {
         if let Role::Leader(l) = &mut self.role
             && l.ballot == ballot
         {
             l.reported(from, decided, self.now);
         }
+        self.maybe_hand_over()
     }
 
     pub(super) fn propose_value(&mut self, value: Value) -> Result<ProposalId, ProposeError> {
@@ -316,7 +373,7 @@ impl<S: Storage> Replica<S> {
                 leader: self.leader.map(|(n, _)| n),
             });
         };
-        if l.inflight.len() >= max_inflight {
+        if l.inflight.len() >= max_inflight || l.transfer.is_some() {
             return Err(ProposeError::Busy);
         }
         let slot = l.next_slot;
@@ -407,8 +464,17 @@ impl<S: Storage> Replica<S> {
         }
         if behind && now.saturating_sub(l.learned.1) >= cfg.election_ticks_max {
             self.become_follower(None);
-            return self.start_election();
+            return self.start_election(false);
         }
+        if l.transfer.is_some() {
+            self.maybe_hand_over()?;
+            if !matches!(self.role, Role::Leader(_)) {
+                return Ok(());
+            }
+        }
+        let Role::Leader(l) = &mut self.role else {
+            return Ok(());
+        };
 
         // Step down when a majority has not been heard from for an election timeout.
         let heard = 1 + l

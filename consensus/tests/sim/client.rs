@@ -24,6 +24,8 @@ pub struct Client {
     pub target: NodeId,
     /// The proposal it waits on: the node that took it and its id.
     pub waiting: Option<(NodeId, ProposalId)>,
+    /// Outcomes that came back failed (unknown): the value is retried.
+    pub failed: u64,
     /// Values created so far (the `n` of the next one).
     next: u64,
 }
@@ -37,6 +39,7 @@ impl Client {
             done: 0,
             target,
             waiting: None,
+            failed: 0,
             next: 0,
         }
     }
@@ -80,6 +83,8 @@ impl Client {
         if ok {
             self.op = None;
             self.done += 1;
+        } else {
+            self.failed += 1;
         }
     }
 

@@ -36,6 +36,10 @@ impl Cluster {
             self.stats.replays += count as u64;
             self.event(Event::Replay(link, count));
         }
+        if self.chance(self.params.transfer) {
+            self.random_transfer()?;
+            self.check_step()?;
+        }
         if self.chance(self.params.compact) {
             let i = self.rng.random_range(0..self.nodes.len());
             self.compact(i)?;
@@ -149,6 +153,34 @@ impl Cluster {
 
     /// Node `i` (if running) compacts its log up to a random applied slot, with its
     /// application's state as the snapshot.
+    /// The leader (if any node leads) hands leadership to a random peer.
+    pub fn random_transfer(&mut self) -> Result<(), Violation> {
+        let Some(i) = (0..self.nodes.len())
+            .find(|&i| self.nodes[i].replica_ref().is_some_and(|r| r.is_leader()))
+        else {
+            return Ok(());
+        };
+        let others: Vec<NodeId> = self
+            .ids()
+            .into_iter()
+            .filter(|&n| n != self.nodes[i].id)
+            .collect();
+        let to = others[self.rng.random_range(0..others.len())];
+        self.transfer(i, to)
+    }
+
+    /// Node `i`, if it leads, hands leadership to `to`.
+    pub fn transfer(&mut self, i: usize, to: NodeId) -> Result<(), Violation> {
+        let id = self.nodes[i].id;
+        let Some(replica) = self.nodes[i].replica() else {
+            return Ok(());
+        };
+        if replica.transfer_leadership(to).is_ok() {
+            self.event(Event::Transfer { node: id, to });
+        }
+        self.drain(i)
+    }
+
     pub fn compact(&mut self, i: usize) -> Result<(), Violation> {
         let applied = self.nodes[i].app.applied();
         if !self.nodes[i].is_up() || applied == 0 {

@@ -74,6 +74,9 @@ params! {
     heal: u32 = "heal",
     /// Per mille per step: one replica compacts its log into a snapshot.
     compact: u32 = "compact",
+    /// Per mille per step: the leader hands leadership to a random peer
+    /// (`Replica::transfer_leadership`).
+    transfer: u32 = "xfer",
     /// Per mille of `Ready`s the driver holds back and persists later, together with the
     /// next ones (asynchronous group commit); `persisted` then covers several at once.
     lazy: u32 = "lazy",
@@ -98,7 +101,7 @@ params! {
 
 /// Bumped whenever the meaning of a parameter or the order of random draws changes, so an old
 /// replay string is refused instead of silently replaying a different schedule.
-const VERSION: u64 = 8;
+const VERSION: u64 = 9;
 
 impl Params {
     /// The parameters the seeded loop test uses for `seed`: a mix of every fault, drawn from
@@ -135,6 +138,8 @@ impl Params {
             lockstep: 0,
             // Drawn last, so that every other parameter of a seed is as in version 7.
             replay: [0, 0, 5, 20][pick(0, 3) as usize],
+            // Drawn after `replay`, so that the other parameters of a seed are as before.
+            transfer: [0, 0, 2, 10][pick(0, 3) as usize],
             // Off by default: disk-loss repair is known unsafe (see the ignored regressions
             // in `simulation/regressions.rs`); hunt it with `SIM_PARAMS='wipe=500'`.
             wipe: 0,
@@ -160,6 +165,7 @@ impl Params {
             partition: 0,
             heal: 0,
             compact: 0,
+            transfer: 0,
             lazy: 0,
             propose: 200,
             heartbeat: 3,

@@ -46,6 +46,8 @@ pub enum Event {
     Topology(Vec<(NodeId, NodeId)>),
     /// A node compacted its log up to `slot`.
     Compact { node: NodeId, slot: Slot },
+    /// The leader `node` started handing leadership to `to`.
+    Transfer { node: NodeId, to: NodeId },
     /// A node installed a snapshot.
     Install { node: NodeId, slot: Slot },
     /// A node applied slots `from..=to`.
@@ -142,6 +144,7 @@ impl fmt::Display for Event {
             Event::Topology(links) if links.is_empty() => write!(f, "HEAL all links"),
             Event::Topology(links) => write!(f, "PARTITION blocked {links:?}"),
             Event::Compact { node, slot } => write!(f, "compact {node} up to {slot}"),
+            Event::Transfer { node, to } => write!(f, "{node} hands leadership to {to}"),
             Event::Install { node, slot } => write!(f, "{node} installs snapshot at {slot}"),
             Event::Applied { node, from, to } => write!(f, "{node} applies {from}..={to}"),
             Event::Leader {

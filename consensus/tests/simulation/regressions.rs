@@ -162,7 +162,7 @@ fn leader_whose_teacher_died_runs_phase_one_again() {
         5909,
         "n=3,clients=4,steps=150,drop=0,dup=0,delay=20,late=0,replay=0,crash=26,bounce=0,wipe=0,\
          restart=16,part=0,heal=21,compact=0,lazy=0,propose=250,hb=3,rt=2,emin=15,emax=30,\
-         inflight=4,batch=2,lockstep=0,v=8",
+         inflight=4,batch=2,lockstep=0,xfer=0,v=9",
     );
 }
 
@@ -183,7 +183,7 @@ fn new_leader_learns_from_its_quorum_not_a_stale_source() {
         326,
         "n=3,clients=2,steps=150,drop=0,dup=0,delay=19,late=0,replay=0,crash=20,bounce=0,\
          restart=34,part=0,heal=15,compact=0,lazy=0,propose=188,hb=3,rt=6,emin=15,emax=30,\
-         inflight=8,batch=4,lockstep=0,wipe=0,v=8",
+         inflight=8,batch=4,lockstep=0,wipe=0,xfer=0,v=9",
     );
 }
 
@@ -208,7 +208,7 @@ fn disk_loss_repair_must_not_vote_below_what_it_accepted() {
         625,
         "n=3,clients=2,steps=300,drop=73,dup=45,delay=13,late=19,replay=0,crash=11,bounce=1000,\
          wipe=1000,restart=28,part=2,heal=29,compact=2,lazy=0,propose=223,hb=2,rt=6,emin=8,emax=23,\
-         inflight=64,batch=256,lockstep=0,v=8",
+         inflight=64,batch=256,lockstep=0,xfer=0,v=9",
     );
 }
 
@@ -224,7 +224,7 @@ fn disk_loss_must_not_reuse_a_ballot() {
         6117,
         "n=3,clients=3,steps=300,drop=20,dup=89,delay=0,late=15,replay=0,crash=13,bounce=1000,\
          wipe=1000,restart=22,part=8,heal=5,compact=8,lazy=0,propose=159,hb=2,rt=6,emin=8,emax=23,\
-         inflight=64,batch=1,lockstep=0,v=8",
+         inflight=64,batch=1,lockstep=0,xfer=0,v=9",
     );
 }
 

@@ -171,3 +171,48 @@ fn contention_all_nodes_time_out_together_still_converges() {
         println!("contention seed {seed}: {}", c.stats);
     }
 }
+
+/// The leader hands leadership to a follower under load (a broker stopping gracefully):
+/// the follower leads next after one election (no timeout, no duel), and no client sees
+/// its proposal's outcome turn unknown: the old leader finished its slots first.
+#[test]
+fn leader_hands_over_under_load_and_no_outcome_turns_unknown() {
+    for (seed, nodes) in [(61, 3), (62, 5), (63, 3)] {
+        let mut c = Cluster::new(
+            seed,
+            Params {
+                clients: 4,
+                propose: 800,
+                ..Params::quiet(nodes)
+            },
+        );
+        let leader = ok!(c, c.settle(5));
+        c.workload = true;
+        ok!(
+            c,
+            c.run_until(10_000, "proposals in flight on the leader", |c| {
+                waiting_on(c, leader) >= 2
+            })
+        );
+        let to = c.ids().into_iter().find(|&n| n != leader).expect("a peer");
+        let elections_before = c.stats.elections;
+        ok!(c, c.transfer(leader as usize - 1, to));
+        ok!(
+            c,
+            c.run_until(20_000, "the target leads", |c| c.leader() == Some(to))
+        );
+        // One election, the target's: nobody waited for a timeout and ran against it.
+        assert_eq!(
+            c.stats.elections,
+            elections_before + 1,
+            "seed {seed}: more than one election"
+        );
+        ok!(c, c.settle(c.checker.max_slot() + 5));
+        ok!(c, c.finish());
+        assert_eq!(
+            c.clients.iter().map(|cl| cl.failed).sum::<u64>(),
+            0,
+            "seed {seed}: a proposal's outcome turned unknown"
+        );
+    }
+}
