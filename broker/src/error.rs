@@ -134,6 +134,11 @@ pub enum Error {
     /// The broker is shutting down.
     #[error("the broker is shutting down: retry on another broker")]
     ShuttingDown,
+    /// A leadership transfer gave up: the target did not catch up in time.
+    #[error(
+        "node {0} did not catch up in time to take over the partition's leadership (is it running and connected?); the leadership stays where it was, retry later"
+    )]
+    HandOverGaveUp(NodeId),
     /// The caller sent no token, or one this broker does not know (see
     /// [`crate::security::auth`]).
     #[error("{0}")]
@@ -342,6 +347,7 @@ impl From<Error> for tonic::Status {
             Error::Timeout(_) => (Code::DeadlineExceeded, C::Timeout, None),
             Error::ReplicaStopped(_) => (Code::Unavailable, C::CorruptData, None),
             Error::ShuttingDown => (Code::Unavailable, C::Unspecified, None),
+            Error::HandOverGaveUp(_) => (Code::Unavailable, C::Throttled, None),
             Error::Unauthenticated(_) => (Code::Unauthenticated, C::Unauthenticated, None),
             Error::PermissionDenied(_) => (Code::PermissionDenied, C::PermissionDenied, None),
         };

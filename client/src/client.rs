@@ -138,6 +138,13 @@ impl Admin {
         topic::create(&self.conn, request, self.deadline).await
     }
 
+    /// Moves a partition's leadership to `node`, one of its replicas (before maintenance
+    /// on the current leader, or to spread leaders); returns once `node` leads.
+    pub async fn elect_leader(&self, topic: &str, partition: u32, node: u64) -> Result<(), Error> {
+        topic::elect_leader(&self.conn, topic, partition, node, self.deadline).await?;
+        Ok(())
+    }
+
     /// Deletes a topic and its records.
     pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
         topic::delete(&self.conn, name, self.deadline).await

@@ -192,6 +192,37 @@ fn cli_creates_produces_consumes_and_reports_on_a_real_cluster() {
         assert_eq!(p["replicas"].as_array().map(Vec::len), Some(3), "{p}");
         assert!(p["decided_index"].as_u64().is_some_and(|d| d > 0), "{p}");
     }
+
+    // Move partition 0's leadership to another replica; describe then names it.
+    let p0 = &describe["partitions"][0];
+    let leader = p0["leader"].as_u64().expect("leader");
+    let to = (1..=3u64).find(|&n| n != leader).expect("another replica");
+    let elected = ok(
+        &[
+            "partition",
+            "elect",
+            TOPIC,
+            "0",
+            "--to",
+            &to.to_string(),
+            "--json",
+        ],
+        &brokers,
+        "",
+    );
+    assert_eq!(json_document(&elected)["leader"], to, "{}", show(&elected));
+    eventually(
+        &["topic", "describe", TOPIC, "--json"],
+        &brokers,
+        "the elected leader",
+        |d| d["partitions"][0]["leader"] == to,
+    );
+    fails(
+        &["partition", "elect", TOPIC, "0", "--to", "9"],
+        &brokers,
+        "",
+        "holds no replica",
+    );
     eventually(
         &["status", "--json"],
         &brokers,

@@ -935,27 +935,47 @@ fn leader_reports_each_followers_decided_index_as_last_reported() {
 #[test]
 fn a_leader_hands_over_to_a_caught_up_peer_with_timeout_now_and_steps_down() {
     let mut r = leader();
-    // Node 3 never reported: the leader waits, taking no new proposals meanwhile.
-    r.transfer_leadership(3).expect("leader");
-    assert!(r.is_leader());
-    assert_eq!(r.transferring_to(), Some(3));
-    assert_eq!(r.propose(Bytes::from_static(b"x")), Err(ProposeError::Busy));
+    let a = r.propose(Bytes::from_static(b"a")).expect("propose");
     drive(&mut r);
+    // Node 2 answers (its promise made this leader): while handing over to it, new
+    // proposals wait; the one in flight is finished first.
+    r.transfer_leadership(2).expect("leader");
+    assert_eq!(r.transferring_to(), Some(2));
+    assert_eq!(r.propose(Bytes::from_static(b"x")), Err(ProposeError::Busy));
+    r.step(msg(
+        2,
+        1,
+        MessageBody::Accepted {
+            ballot: B1,
+            decided: 0,
+            slots: vec![1],
+        },
+    ))
+    .expect("step");
+    let ready = drive(&mut r);
+    assert_eq!(
+        ready.outcomes,
+        vec![Outcome {
+            id: a,
+            result: Ok(())
+        }]
+    );
+    assert!(r.is_leader(), "node 2 has not reported slot 1 decided yet");
     // Its heartbeat answer shows it has everything decided: hand over.
     r.step(msg(
-        3,
+        2,
         1,
         MessageBody::HeartbeatAck {
             ballot: B1,
-            decided: 0,
+            decided: 1,
         },
     ))
     .expect("step");
     assert_eq!(
         r.ready(),
         Ready {
-            number: 4,
-            messages: vec![msg(1, 3, MessageBody::TimeoutNow { ballot: B1 })],
+            number: 5,
+            messages: vec![msg(1, 2, MessageBody::TimeoutNow { ballot: B1 })],
             leader: Some(LeaderChange {
                 leader: None,
                 ballot: B1,
@@ -966,8 +986,36 @@ fn a_leader_hands_over_to_a_caught_up_peer_with_timeout_now_and_steps_down() {
     );
     assert!(!r.is_leader());
     assert_eq!(
-        r.transfer_leadership(2).map_err(|e| e.to_string()),
+        r.transfer_leadership(3).map_err(|e| e.to_string()),
         Err("not the leader".to_owned())
+    );
+}
+
+#[test]
+fn a_hand_over_to_a_silent_peer_holds_no_write_back_and_gives_up() {
+    let mut r = leader();
+    // Node 3 was never heard from.
+    r.transfer_leadership(3).expect("leader");
+    r.propose(Bytes::from_static(b"a")).expect("writes go on");
+    for _ in 0..3 {
+        r.tick().expect("tick");
+        // Node 2 keeps answering, so the leader keeps its majority.
+        r.step(msg(
+            2,
+            1,
+            MessageBody::HeartbeatAck {
+                ballot: B1,
+                decided: 0,
+            },
+        ))
+        .expect("step");
+        drive(&mut r);
+    }
+    assert!(r.is_leader());
+    assert_eq!(
+        r.transferring_to(),
+        None,
+        "gave up after election_ticks_max"
     );
 }
 

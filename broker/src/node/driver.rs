@@ -86,7 +86,12 @@ pub struct Driver {
     ticks: u64,
     /// Waiting for this node to lead nothing (see [`Command::HandOff`]).
     handing_off: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Transfers asked for by ElectLeader: group, target, who waits.
+    transfers: Vec<(u64, u64, Transferred)>,
 }
+
+/// Where an ElectLeader transfer's outcome goes.
+type Transferred = tokio::sync::oneshot::Sender<Result<(), super::ProposeFailure>>;
 
 fn fatal(action: &'static str, e: impl std::fmt::Display) -> Fatal {
     Fatal::Replication(format!("{action}: {e}"))
@@ -149,6 +154,7 @@ impl Driver {
             commands,
             ticks: 0,
             handing_off: None,
+            transfers: Vec::new(),
         };
         let mut meta_group = Group::new(METADATA_GROUP, meta_replica, Kind::Meta(meta));
         meta_group.obs = driver.cfg.metrics.replica(
@@ -356,6 +362,26 @@ impl Driver {
                     }
                 }
             }
+            Command::Transfer { group, to, reply } => {
+                let Some(g) = self.groups.get_mut(&group).filter(|g| g.stopped.is_none()) else {
+                    let _ = reply.send(Err(super::ProposeFailure::NotHosted));
+                    return;
+                };
+                if g.replica.leader() == Some(to) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                match g.replica.transfer_leadership(to) {
+                    Ok(()) => self.transfers.push((group, to, reply)),
+                    Err(paxlog_consensus::TransferError::NotLeader) => {
+                        let leader = g.replica.leader();
+                        let _ = reply.send(Err(super::ProposeFailure::NotLeader { leader }));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(super::ProposeFailure::Stopped(e.to_string())));
+                    }
+                }
+            }
             Command::HandOff { reply } => {
                 self.handing_off = Some(reply);
                 self.hand_off_all();
@@ -435,6 +461,32 @@ impl Driver {
             self.stop_group(id, why);
         }
         self.hand_off_all();
+        self.settle_transfers();
+    }
+
+    /// Answers the ElectLeader transfers that ended: the target leads, or this node leads
+    /// on because the hand-over gave up (the target never caught up).
+    fn settle_transfers(&mut self) {
+        for (group, to, reply) in std::mem::take(&mut self.transfers) {
+            let outcome = match self.groups.get(&group) {
+                None => Some(Err(super::ProposeFailure::NotHosted)),
+                Some(g) if g.stopped.is_some() => Some(Err(super::ProposeFailure::Stopped(
+                    g.stopped.clone().unwrap_or_default(),
+                ))),
+                Some(g) if g.replica.leader() == Some(to) => Some(Ok(())),
+                Some(g) if g.replica.is_leader() && g.replica.transferring_to().is_none() => {
+                    Some(Err(super::ProposeFailure::HandOverGaveUp(to)))
+                }
+                Some(_) => None,
+            };
+            match outcome {
+                Some(outcome) => {
+                    let _ = reply.send(outcome);
+                }
+                None if !reply.is_closed() => self.transfers.push((group, to, reply)),
+                None => {} // the caller stopped waiting
+            }
+        }
     }
 
     fn stop_group(&mut self, id: u64, why: String) {

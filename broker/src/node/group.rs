@@ -69,6 +69,9 @@ pub enum ProposeFailure {
     /// The node is shutting down.
     #[error("the broker is shutting down")]
     ShuttingDown,
+    /// A leadership transfer gave up: the target did not catch up in time.
+    #[error("node {0} did not catch up in time to take over")]
+    HandOverGaveUp(NodeId),
 }
 
 /// An idempotent batch's identity, checked by the leader before it is proposed.

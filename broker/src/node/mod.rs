@@ -35,6 +35,16 @@ pub enum Command {
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Proposed, ProposeFailure>>,
     },
+    /// Hand `group`'s leadership to `to`; the reply comes once `to` leads it, or with why
+    /// not.
+    Transfer {
+        /// The Paxos group.
+        group: u64,
+        /// The replica that should lead.
+        to: u64,
+        /// `Ok` once `to` leads; `Err` if this node does not lead or the hand-over gave up.
+        reply: oneshot::Sender<Result<(), ProposeFailure>>,
+    },
     /// Hand the leadership of every group this node leads to a caught-up peer (before a
     /// graceful stop). The reply comes once this node leads nothing.
     HandOff {
@@ -58,6 +68,16 @@ impl DriverHandle {
     /// Proposes `payload` in `group` and waits for the outcome.
     pub async fn propose(&self, group: u64, payload: Bytes) -> Result<Proposed, ProposeFailure> {
         self.propose_checked(group, payload, None).await
+    }
+
+    /// Hands `group`'s leadership to `to` and waits until `to` leads it.
+    pub async fn transfer(&self, group: u64, to: u64) -> Result<(), ProposeFailure> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Transfer { group, to, reply })
+            .await
+            .map_err(|_| ProposeFailure::ShuttingDown)?;
+        rx.await.map_err(|_| ProposeFailure::ShuttingDown)?
     }
 
     /// Hands the leadership of every group this node leads to a peer and waits until it

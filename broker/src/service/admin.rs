@@ -41,6 +41,7 @@ impl ClientApi {
             ProposeFailure::NotHosted => self.not_leader(None),
             ProposeFailure::Stopped(why) => Error::ReplicaStopped(why),
             ProposeFailure::ShuttingDown => Error::ShuttingDown,
+            ProposeFailure::HandOverGaveUp(to) => Error::HandOverGaveUp(to),
         }
     }
 
@@ -175,5 +176,33 @@ impl Admin for ClientApi {
             error: None,
             topic: Some(self.describe(&topic)),
         }))
+    }
+
+    async fn elect_leader(
+        &self,
+        request: Request<pb::ElectLeaderRequest>,
+    ) -> Result<Response<pb::ElectLeaderResponse>, Status> {
+        let caller = Principal::of(&request)?;
+        let r = request.into_inner();
+        caller.require(Action::Admin, &r.topic)?;
+        let topic = self.topic(&r.topic)?;
+        let p = self.partition(&topic, r.partition)?;
+        if !p.replicas.contains(&r.node_id) {
+            return Err(Error::InvalidRequest(format!(
+                "node {} holds no replica of {}/{}: pick one of its replicas {:?}",
+                r.node_id, r.topic, r.partition, p.replicas
+            ))
+            .into());
+        }
+        let timeout = timeout_of(r.timeout_ms);
+        let transfer = self.inner.driver.transfer(p.group, r.node_id);
+        match tokio::time::timeout(timeout, transfer).await {
+            Err(_) => Err(Error::Timeout(timeout.as_millis() as u64).into()),
+            Ok(Err(e)) => Err(self.propose_error(e).into()),
+            Ok(Ok(())) => Ok(Response::new(pb::ElectLeaderResponse {
+                error: None,
+                leader: r.node_id,
+            })),
+        }
     }
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod catchup;
 mod client;
 mod corruption;
+mod elect;
 mod failover;
 mod group_metrics;
 mod groups;

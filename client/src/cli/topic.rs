@@ -150,6 +150,39 @@ pub async fn delete(conn: &Connection, name: &str, budget: Duration) -> Result<(
     Ok(())
 }
 
+/// Moves the leadership of `topic`/`partition` to `node` (one of its replicas); returns
+/// once `node` leads. Sent to the partition's leader (NOT_LEADER hints are followed).
+pub async fn elect_leader(
+    conn: &Connection,
+    topic: &str,
+    partition: u32,
+    node: u64,
+    budget: Duration,
+) -> Result<u64, Error> {
+    let wire = pb::ElectLeaderRequest {
+        topic: topic.to_owned(),
+        partition,
+        node_id: node,
+        timeout_ms: 0,
+    };
+    let kind = CallKind::Fetch {
+        topic: topic.to_owned(),
+        partition,
+    };
+    let response = conn
+        .call_leader(kind, budget, |channel| {
+            let wire = wire.clone();
+            async move { AdminClient::new(channel).elect_leader(wire).await }
+        })
+        .await
+        .map_err(|err| {
+            err.with_what(format!(
+                "move the leader of {topic}/{partition} to node {node}"
+            ))
+        })?;
+    Ok(response.leader)
+}
+
 /// Lists all topics.
 pub async fn list(conn: &Connection, budget: Duration) -> Result<TopicList, Error> {
     let response = conn

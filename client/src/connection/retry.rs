@@ -93,6 +93,7 @@ wire_responses!(
     pb::SetTriggerStateResponse,
     pb::ListTriggersResponse,
     pb::DeleteTopicResponse,
+    pb::ElectLeaderResponse,
     pb::ListTopicsResponse,
     pb::DescribeTopicResponse,
     pb::GetMetadataResponse,

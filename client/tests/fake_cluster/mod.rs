@@ -304,6 +304,15 @@ impl admin_server::Admin for FakeBroker {
             topic: Some(describe(&name, partitions)),
         }))
     }
+
+    async fn elect_leader(
+        &self,
+        _request: Request<pb::ElectLeaderRequest>,
+    ) -> Result<Response<pb::ElectLeaderResponse>, Status> {
+        Err(Status::unimplemented(
+            "the fake cluster does not move leaders",
+        ))
+    }
 }
 
 #[tonic::async_trait]

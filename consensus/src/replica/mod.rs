@@ -190,11 +190,12 @@ impl<S: Storage> Replica<S> {
         self.propose_value(Value::Data(value))
     }
 
-    /// Hands leadership to `to`: the leader takes no new proposals (they get
-    /// [`ProposeError::Busy`]), waits until every slot it proposed is decided and `to`
-    /// reported that decided index, then tells `to` to run for leader at once
-    /// (`TimeoutNow`) and becomes a follower. Gives up, leading on as before, if that has
-    /// not happened within `election_ticks_max` ticks. Leadership is only ever won through
+    /// Hands leadership to `to`: while `to` answers (heard within `election_ticks_min`),
+    /// the leader takes no new proposals (they get [`ProposeError::Busy`]); once every
+    /// slot it proposed is decided and `to` reported that decided index, it tells `to` to
+    /// run for leader at once (`TimeoutNow`) and becomes a follower. Gives up, leading on
+    /// as before, if that has not happened within `election_ticks_max` ticks (a target
+    /// that is down never holds writes back). Leadership is only ever won through
     /// phase 1, so a transfer cannot break safety; it only saves the wait for a timeout.
     pub fn transfer_leadership(&mut self, to: NodeId) -> Result<(), TransferError> {
         if self.stopped {

@@ -53,6 +53,17 @@ pub(super) struct Leader {
 }
 
 impl Leader {
+    /// Whether a hand-over is under way to a peer heard from within `window` ticks: only
+    /// then are proposals held back (so that a hand-over to a peer that is down never
+    /// stops writes; it just gives up).
+    pub(super) fn handing_over(&self, now: u64, window: u64) -> bool {
+        self.transfer.is_some_and(|(to, _)| {
+            self.peers
+                .get(&to)
+                .is_some_and(|p| p.decided.is_some() && now.saturating_sub(p.last_heard) < window)
+        })
+    }
+
     /// Each peer and the decided index it last reported (see [`Replica::followers`]).
     pub(super) fn followers(&self) -> impl Iterator<Item = (NodeId, Option<Slot>)> + '_ {
         self.peers.iter().map(|(id, p)| (*id, p.decided))
@@ -368,12 +379,13 @@ impl<S: Storage> Replica<S> {
 
     pub(super) fn propose_value(&mut self, value: Value) -> Result<ProposalId, ProposeError> {
         let max_inflight = self.config.max_inflight;
+        let (now, window) = (self.now, self.config.election_ticks_min);
         let Role::Leader(l) = &mut self.role else {
             return Err(ProposeError::NotLeader {
                 leader: self.leader.map(|(n, _)| n),
             });
         };
-        if l.inflight.len() >= max_inflight || l.transfer.is_some() {
+        if l.inflight.len() >= max_inflight || l.handing_over(now, window) {
             return Err(ProposeError::Busy);
         }
         let slot = l.next_slot;

@@ -50,6 +50,9 @@ enum Command {
     /// Create, list, describe and delete topics.
     #[command(subcommand)]
     Topic(TopicCommand),
+    /// Move a partition's leadership.
+    #[command(subcommand)]
+    Partition(PartitionCommand),
     /// Publish stdin lines as records, in batches, to the partition leaders.
     Produce(ProduceArgs),
     /// Print a topic's records, from earliest, latest or an offset; with --group, as a
@@ -252,6 +255,26 @@ enum TopicCommand {
     Delete(TopicNameArgs),
 }
 
+#[derive(Debug, Subcommand)]
+enum PartitionCommand {
+    /// Make one replica the partition's leader (e.g. before maintenance on the current
+    /// leader's broker); returns once it leads.
+    Elect(ElectArgs),
+}
+
+#[derive(Debug, Args)]
+struct ElectArgs {
+    /// Topic name.
+    topic: String,
+    /// Partition number.
+    partition: u32,
+    /// Node id of the replica that should lead.
+    #[arg(long, value_name = "NODE")]
+    to: u64,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
 #[derive(Debug, Args)]
 struct CreateArgs {
     /// Topic name: 1 to 249 characters of [A-Za-z0-9._-].
@@ -397,6 +420,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Cluster(ClusterCommand::Up(args)) => cluster_up(args).await,
             Command::Topic(command) => topic_command(command).await,
+            Command::Partition(PartitionCommand::Elect(args)) => elect(args).await,
             Command::Produce(args) => produce(args).await,
             Command::Consume(args) => consume(args).await,
             Command::Group(command) => group_command(command).await,
@@ -522,6 +546,23 @@ impl ClientArgs {
     fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
+}
+
+async fn elect(args: ElectArgs) -> Result<ExitCode, Error> {
+    let conn = args.client.connect()?;
+    let budget = args.client.timeout();
+    let leader = topic::elect_leader(&conn, &args.topic, args.partition, args.to, budget).await?;
+    let text = if args.client.json {
+        serde_json::json!({ "topic": args.topic, "partition": args.partition, "leader": leader })
+            .to_string()
+    } else {
+        format!(
+            "partition {}/{} is led by node {leader}",
+            args.topic, args.partition
+        )
+    };
+    write_line(&mut std::io::stdout().lock(), &text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn topic_command(command: TopicCommand) -> Result<ExitCode, Error> {
