@@ -98,11 +98,16 @@ pub enum Error {
     /// Too many writes in flight.
     #[error("the partition leader is busy with too many writes in flight: retry with backoff")]
     Busy,
-    /// The node-wide budget of publish bytes awaiting consensus is used up.
+    /// A budget of publish bytes awaiting consensus (the node's or one partition's) is
+    /// used up.
     #[error(
-        "this broker holds {held} bytes of publishes awaiting consensus, its budget (max_inflight_bytes = {budget}); this one needs {wanted} more: retry with backoff"
+        "{scope} holds {held} bytes of publishes awaiting consensus, its budget ({setting} = {budget}); this one needs {wanted} more: retry with backoff"
     )]
     Overloaded {
+        /// "this broker" or "this partition".
+        scope: &'static str,
+        /// The setting that sets the budget.
+        setting: &'static str,
         /// Bytes held now.
         held: u64,
         /// The budget.

@@ -45,6 +45,10 @@ struct Args {
     /// are refused with THROTTLED [env: PAXLOG_MAX_INFLIGHT_BYTES] [default: 268435456].
     #[arg(long, value_name = "BYTES")]
     max_inflight_bytes: Option<u64>,
+    /// The part of --max-inflight-bytes one partition may hold
+    /// [env: PAXLOG_MAX_INFLIGHT_BYTES_PER_PARTITION] [default: a quarter of it].
+    #[arg(long, value_name = "BYTES")]
+    max_inflight_bytes_per_partition: Option<u64>,
     /// Largest gRPC request a client may send, in bytes [env: PAXLOG_MAX_REQUEST_BYTES]
     /// [default: 16777216].
     #[arg(long, value_name = "BYTES")]
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         metrics: args.metrics,
         max_record_bytes: args.max_record_bytes,
         max_inflight_bytes: args.max_inflight_bytes,
+        max_inflight_bytes_per_partition: args.max_inflight_bytes_per_partition,
         max_request_bytes: args.max_request_bytes,
         max_connections: args.max_connections,
         max_connections_per_ip: args.max_connections_per_ip,

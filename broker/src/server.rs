@@ -182,6 +182,7 @@ async fn serve(
         Limits {
             max_record_bytes: config.max_record_bytes,
             max_inflight_bytes: config.max_inflight_bytes,
+            max_inflight_bytes_per_partition: config.partition_inflight_limit(),
         },
         node_metrics,
     );

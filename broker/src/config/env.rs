@@ -9,6 +9,7 @@
 //! | `PAXLOG_METRICS`          | `metrics`          |
 //! | `PAXLOG_MAX_RECORD_BYTES` | `max_record_bytes` |
 //! | `PAXLOG_MAX_INFLIGHT_BYTES` | `max_inflight_bytes` |
+//! | `PAXLOG_MAX_INFLIGHT_BYTES_PER_PARTITION` | `max_inflight_bytes_per_partition` |
 //! | `PAXLOG_MAX_REQUEST_BYTES` | `max_request_bytes` |
 //! | `PAXLOG_MAX_CONNECTIONS`  | `max_connections`  |
 //! | `PAXLOG_MAX_CONNECTIONS_PER_IP` | `max_connections_per_ip` |
@@ -51,6 +52,9 @@ impl ConfigPatch {
                 "METRICS" => patch.metrics = Some(parse(&var, &value)?),
                 "MAX_RECORD_BYTES" => patch.max_record_bytes = Some(parse(&var, &value)?),
                 "MAX_INFLIGHT_BYTES" => patch.max_inflight_bytes = Some(parse(&var, &value)?),
+                "MAX_INFLIGHT_BYTES_PER_PARTITION" => {
+                    patch.max_inflight_bytes_per_partition = Some(parse(&var, &value)?)
+                }
                 "MAX_REQUEST_BYTES" => patch.max_request_bytes = Some(parse(&var, &value)?),
                 "MAX_CONNECTIONS" => patch.max_connections = Some(parse(&var, &value)?),
                 "MAX_CONNECTIONS_PER_IP" => {

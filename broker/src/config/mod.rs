@@ -13,6 +13,7 @@
 //! metrics = "127.0.0.1:9001"          # default: listen port + 2000
 //! max_record_bytes = 1048576
 //! max_inflight_bytes = 268435456      # publishes awaiting consensus, node-wide
+//! max_inflight_bytes_per_partition = 67108864   # default: a quarter of the above
 //! max_request_bytes = 16777216        # largest gRPC request a client may send
 //! max_connections = 4096              # open connections (peers never refused)
 //! max_connections_per_ip = 1024
@@ -93,6 +94,11 @@ pub struct Config {
     /// publishes are refused with THROTTLED (the SDK backs off and retries). At least
     /// `max_record_bytes`.
     pub max_inflight_bytes: u64,
+    /// The part of `max_inflight_bytes` one partition may hold, so that a flood to one
+    /// partition cannot throttle every other; `None` means a quarter of
+    /// `max_inflight_bytes` (at least `max_record_bytes`, see
+    /// [`Config::partition_inflight_limit`]).
+    pub max_inflight_bytes_per_partition: Option<u64>,
     /// Largest gRPC request (encoded) a client may send; larger ones are refused with
     /// OUT_OF_RANGE before they are decoded. At least `max_record_bytes` plus
     /// [`REQUEST_OVERHEAD_BYTES`]; `None` means [`DEFAULT_MAX_REQUEST_BYTES`] or that
@@ -137,6 +143,7 @@ impl Default for Config {
             metrics: None,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            max_inflight_bytes_per_partition: None,
             max_request_bytes: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
@@ -166,6 +173,8 @@ pub struct ConfigPatch {
     pub max_record_bytes: Option<u32>,
     /// See [`Config::max_inflight_bytes`].
     pub max_inflight_bytes: Option<u64>,
+    /// See [`Config::max_inflight_bytes_per_partition`].
+    pub max_inflight_bytes_per_partition: Option<u64>,
     /// See [`Config::max_request_bytes`].
     pub max_request_bytes: Option<u32>,
     /// See [`Config::max_connections`].
@@ -268,6 +277,18 @@ pub enum ConfigError {
         /// The largest record.
         record: u32,
     },
+    /// A partition's budget outside `max_record_bytes..=max_inflight_bytes`.
+    #[error(
+        "max_inflight_bytes_per_partition = {partition} is out of range: use max_record_bytes ({record}) to max_inflight_bytes ({node})"
+    )]
+    PartitionInflightBytes {
+        /// The partition budget given.
+        partition: u64,
+        /// The largest record.
+        record: u32,
+        /// The node budget.
+        node: u64,
+    },
     /// A connection limit of 0.
     #[error("{0} = 0 would refuse every client: use at least 1")]
     ZeroConnections(&'static str),
@@ -314,6 +335,7 @@ impl Config {
             metrics,
             max_record_bytes,
             max_inflight_bytes,
+            max_inflight_bytes_per_partition,
             max_request_bytes,
             max_connections,
             max_connections_per_ip,
@@ -330,6 +352,8 @@ impl Config {
         self.max_record_bytes = max_record_bytes.unwrap_or(self.max_record_bytes);
         self.max_inflight_bytes = max_inflight_bytes.unwrap_or(self.max_inflight_bytes);
         self.max_request_bytes = max_request_bytes.or(self.max_request_bytes);
+        self.max_inflight_bytes_per_partition =
+            max_inflight_bytes_per_partition.or(self.max_inflight_bytes_per_partition);
         self.max_connections = max_connections.unwrap_or(self.max_connections);
         self.max_connections_per_ip = max_connections_per_ip.unwrap_or(self.max_connections_per_ip);
         self.tls_cert = tls_cert.or(self.tls_cert.take());
@@ -365,6 +389,15 @@ impl Config {
                 record: self.max_record_bytes,
             });
         }
+        if let Some(partition) = self.max_inflight_bytes_per_partition
+            && (partition < u64::from(self.max_record_bytes) || partition > self.max_inflight_bytes)
+        {
+            return Err(ConfigError::PartitionInflightBytes {
+                partition,
+                record: self.max_record_bytes,
+                node: self.max_inflight_bytes,
+            });
+        }
         if let Some(request) = self.max_request_bytes
             && (request < self.max_record_bytes.saturating_add(REQUEST_OVERHEAD_BYTES)
                 || request > MAX_REQUEST_BYTES_LIMIT)
@@ -390,6 +423,13 @@ impl Config {
             return Err(ConfigError::MetricsCollidesWithListen(metrics));
         }
         Ok(())
+    }
+
+    /// The bytes one partition may hold awaiting consensus: the configured value, or a
+    /// quarter of the node's budget but at least a largest record.
+    pub fn partition_inflight_limit(&self) -> u64 {
+        self.max_inflight_bytes_per_partition
+            .unwrap_or_else(|| (self.max_inflight_bytes / 4).max(u64::from(self.max_record_bytes)))
     }
 
     /// The largest request a client may send: `max_request_bytes`, or the default raised
@@ -469,6 +509,7 @@ struct FileConfig {
     metrics: Option<SocketAddr>,
     max_record_bytes: Option<u32>,
     max_inflight_bytes: Option<u64>,
+    max_inflight_bytes_per_partition: Option<u64>,
     max_request_bytes: Option<u32>,
     max_connections: Option<u32>,
     max_connections_per_ip: Option<u32>,
@@ -517,6 +558,7 @@ impl ConfigPatch {
             metrics: file.metrics,
             max_record_bytes: file.max_record_bytes,
             max_inflight_bytes: file.max_inflight_bytes,
+            max_inflight_bytes_per_partition: file.max_inflight_bytes_per_partition,
             max_request_bytes: file.max_request_bytes,
             max_connections: file.max_connections,
             max_connections_per_ip: file.max_connections_per_ip,

@@ -281,3 +281,36 @@ fn request_limit_holds_a_largest_record_and_connection_limits_are_positive() {
         assert!(matches!(err, ConfigError::ZeroConnections(_)), "{err}");
     }
 }
+
+#[test]
+fn a_partition_gets_a_quarter_of_the_inflight_budget_unless_told_and_within_range() {
+    let config = Config::load(None, env(&[]), flags_with_id(1)).expect("defaults");
+    assert_eq!(
+        config.partition_inflight_limit(),
+        DEFAULT_MAX_INFLIGHT_BYTES / 4
+    );
+    let config = Config::load(
+        None,
+        env(&[
+            ("PAXLOG_MAX_RECORD_BYTES", "1048576"),
+            ("PAXLOG_MAX_INFLIGHT_BYTES", "2097152"),
+        ]),
+        flags_with_id(1),
+    )
+    .expect("small budget");
+    assert_eq!(
+        config.partition_inflight_limit(),
+        1 << 20,
+        "at least a largest record"
+    );
+    let err = Config::load(
+        None,
+        env(&[("PAXLOG_MAX_INFLIGHT_BYTES_PER_PARTITION", "1073741824")]),
+        flags_with_id(1),
+    )
+    .expect_err("more than the node's budget");
+    assert!(
+        matches!(err, ConfigError::PartitionInflightBytes { .. }),
+        "{err}"
+    );
+}

@@ -65,6 +65,9 @@ struct Inner {
     /// Publish bytes awaiting consensus, node-wide; see [`Limits::max_inflight_bytes`].
     inflight: Arc<tokio::sync::Semaphore>,
     max_inflight_bytes: u64,
+    /// Each partition's share of it, by Paxos group, made on its first publish.
+    partition_inflight: std::sync::Mutex<BTreeMap<u64, Arc<tokio::sync::Semaphore>>>,
+    max_partition_inflight: u64,
     round_robin: AtomicU64,
     metrics: Arc<NodeMetrics>,
     live_groups: groups::LiveGroups,
@@ -78,6 +81,8 @@ pub struct Limits {
     pub max_record_bytes: u32,
     /// See [`crate::config::Config::max_inflight_bytes`].
     pub max_inflight_bytes: u64,
+    /// See [`crate::config::Config::partition_inflight_limit`].
+    pub max_inflight_bytes_per_partition: u64,
 }
 
 impl ClientApi {
@@ -103,6 +108,8 @@ impl ClientApi {
             max_record_bytes: limits.max_record_bytes,
             inflight: Arc::new(tokio::sync::Semaphore::new(budget)),
             max_inflight_bytes: budget as u64,
+            partition_inflight: Default::default(),
+            max_partition_inflight: limits.max_inflight_bytes_per_partition.min(budget as u64),
             round_robin: AtomicU64::new(0),
             metrics,
             live_groups: Default::default(),

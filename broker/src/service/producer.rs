@@ -8,6 +8,7 @@ use crate::node::{IdempotentBatch, Proposed};
 use crate::partition::codec::{AppendBatch, PartitionCommand, ProducerSeq};
 use crate::security::{Action, Principal};
 use paxlog_proto::v1::{self as pb, producer_server::Producer};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -96,10 +97,11 @@ impl ClientApi {
     }
 }
 
-/// Publish bytes held against the node's in-flight budget until dropped (when the publish
-/// is answered, whatever the outcome).
+/// Publish bytes held against the partition's and the node's in-flight budgets until
+/// dropped (when the publish is answered, whatever the outcome).
 struct Held {
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _partition: tokio::sync::OwnedSemaphorePermit,
+    _node: tokio::sync::OwnedSemaphorePermit,
     bytes: i64,
     gauge: prometheus_client::metrics::gauge::Gauge,
 }
@@ -111,29 +113,61 @@ impl Drop for Held {
 }
 
 impl ClientApi {
-    /// Takes `bytes` of the in-flight budget, or refuses the publish at once: waiting would
-    /// hold its bytes anyway, and a refusal (THROTTLED) makes producers back off.
-    fn hold_inflight(&self, bytes: usize) -> Result<Held, Error> {
-        let budget = self.inner.max_inflight_bytes;
+    /// Takes `bytes` of `group`'s and of the node's in-flight budgets, or refuses the
+    /// publish at once: waiting would hold its bytes anyway, and a refusal (THROTTLED) makes
+    /// producers back off. The partition's share keeps one hot partition from throttling
+    /// all others.
+    fn hold_inflight(&self, group: u64, bytes: usize) -> Result<Held, Error> {
+        let (node_budget, partition_budget) = (
+            self.inner.max_inflight_bytes,
+            self.inner.max_partition_inflight,
+        );
         let wanted = bytes as u64;
-        if wanted > budget {
+        if wanted > partition_budget {
             return Err(Error::InvalidRequest(format!(
-                "a publish of {wanted} encoded bytes is more than this broker ever holds at once (max_inflight_bytes = {budget}): send smaller batches"
+                "a publish of {wanted} encoded bytes is more than this broker ever holds at once for a partition (max_inflight_bytes_per_partition = {partition_budget}): send smaller batches"
             )));
         }
-        let permit = u32::try_from(bytes)
-            .ok()
-            .and_then(|n| self.inner.inflight.clone().try_acquire_many_owned(n).ok())
-            .ok_or_else(|| Error::Overloaded {
-                held: budget.saturating_sub(self.inner.inflight.available_permits() as u64),
-                budget,
+        let n = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let partition = {
+            let mut map = self
+                .inner
+                .partition_inflight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(group)
+                .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(partition_budget as usize)))
+                .clone()
+        };
+        let partition_permit =
+            partition
+                .clone()
+                .try_acquire_many_owned(n)
+                .map_err(|_| Error::Overloaded {
+                    scope: "this partition",
+                    setting: "max_inflight_bytes_per_partition",
+                    held: partition_budget.saturating_sub(partition.available_permits() as u64),
+                    budget: partition_budget,
+                    wanted,
+                })?;
+        let node_permit = self
+            .inner
+            .inflight
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| Error::Overloaded {
+                scope: "this broker",
+                setting: "max_inflight_bytes",
+                held: node_budget.saturating_sub(self.inner.inflight.available_permits() as u64),
+                budget: node_budget,
                 wanted,
             })?;
         let gauge = self.inner.metrics.publish_inflight_bytes.clone();
         let bytes = bytes as i64;
         gauge.inc_by(bytes);
         Ok(Held {
-            _permit: permit,
+            _partition: partition_permit,
+            _node: node_permit,
             bytes,
             gauge,
         })
@@ -253,7 +287,7 @@ impl ClientApi {
             records,
         })
         .encode();
-        let _held = self.hold_inflight(payload.len())?;
+        let _held = self.hold_inflight(p.group, payload.len())?;
         let propose = self
             .inner
             .driver

@@ -13,9 +13,13 @@ const RECORD: usize = 60_000;
 const BUDGET: usize = 262_144;
 
 fn publish(value_byte: u8, count: usize) -> pb::PublishRequest {
+    publish_to("t", 0, value_byte, count)
+}
+
+fn publish_to(topic: &str, partition: u32, value_byte: u8, count: usize) -> pb::PublishRequest {
     pb::PublishRequest {
-        topic: "t".into(),
-        partition: Some(0),
+        topic: topic.into(),
+        partition: Some(partition),
         records: (0..count)
             .map(|_| pb::Record {
                 value: vec![value_byte; RECORD].into(),
@@ -53,6 +57,8 @@ async fn publishes_past_the_inflight_budget_are_throttled_and_the_rest_complete(
         &[
             ("PAXLOG_MAX_RECORD_BYTES", "65536"),
             ("PAXLOG_MAX_INFLIGHT_BYTES", &budget),
+            // One partition may take the whole budget here: this test is about the node's.
+            ("PAXLOG_MAX_INFLIGHT_BYTES_PER_PARTITION", &budget),
         ],
     )
     .await;
@@ -138,4 +144,82 @@ async fn publishes_past_the_inflight_budget_are_throttled_and_the_rest_complete(
             "acknowledged offset {offset} lost: {stored:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_partition_cannot_take_the_budget_of_the_others() {
+    // Three 60 KB publishes fit a partition's 192 KiB; the node holds 1 MiB.
+    let mut c = Cluster::start_with(
+        3,
+        &[
+            ("PAXLOG_MAX_RECORD_BYTES", "65536"),
+            ("PAXLOG_MAX_INFLIGHT_BYTES", "1048576"),
+            ("PAXLOG_MAX_INFLIGHT_BYTES_PER_PARTITION", "196608"),
+        ],
+    )
+    .await;
+    c.create_topic("pp", 2, 3).await;
+    // Both partitions led by one node (leaders spread by default).
+    let leader = c.leaders("pp").await[0];
+    let elect = pb::ElectLeaderRequest {
+        topic: "pp".into(),
+        partition: 1,
+        node_id: leader,
+        timeout_ms: 10_000,
+    };
+    let current = c.leaders("pp").await[1];
+    c.admin(current)
+        .await
+        .elect_leader(elect)
+        .await
+        .expect("elect");
+    assert_eq!(c.leaders("pp").await, vec![leader, leader]);
+    let producer = c.producer(leader).await;
+
+    let followers: Vec<u64> = c.running().into_iter().filter(|id| *id != leader).collect();
+    for f in &followers {
+        c.pause(*f, true);
+    }
+    let mut held = Vec::new();
+    for i in 0..3u8 {
+        let mut p = producer.clone();
+        held.push(tokio::spawn(async move {
+            p.publish(publish_to("pp", 0, i, 1)).await
+        }));
+    }
+    wait_inflight(&c, leader, "three publishes held", |v| {
+        v >= (3 * RECORD) as f64
+    })
+    .await;
+    let status = producer
+        .clone()
+        .publish(publish_to("pp", 0, 9, 1))
+        .await
+        .expect_err("partition 0's share is used up");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("this partition")
+            && status
+                .message()
+                .contains("max_inflight_bytes_per_partition"),
+        "{status:?}"
+    );
+    // Partition 1 still takes a publish.
+    let mut p = producer.clone();
+    held.push(tokio::spawn(async move {
+        p.publish(publish_to("pp", 1, 7, 1)).await
+    }));
+    wait_inflight(&c, leader, "partition 1's publish held too", |v| {
+        v >= (4 * RECORD) as f64
+    })
+    .await;
+
+    for f in &followers {
+        c.pause(*f, false);
+    }
+    for h in held {
+        // Each was taken; its outcome may be unknown if leadership moved meanwhile.
+        let _ = h.await.expect("publish task");
+    }
+    wait_inflight(&c, leader, "the budgets are whole again", |v| v == 0.0).await;
 }
