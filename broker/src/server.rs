@@ -8,8 +8,11 @@
 //!     ├─ serve ──▶ gRPC: health, reflection, paxlog.v1 services (Peer from the hub)
 //!     │        ├─▶ HTTP: GET /metrics
 //!     │        └─▶ group series of the groups this node coordinates (on a tick)
-//!     └─ on shutdown: health NOT_SERVING, stop the hub and accepting, drain (bounded),
-//!        sync storage
+//!     └─ on shutdown: health NOT_SERVING, hand every leadership over (bounded), stop
+//!        the hub and accepting, drain (bounded), sync storage
+//!
+//!   security (TLS files, auth file) is loaded before storage opens; accepted connections
+//!   pass connections::incoming (limits) and client services the Authenticator
 //! ```
 
 use crate::config::Config;
