@@ -216,11 +216,12 @@ struct SecurityArgs {
 
 impl SecurityArgs {
     fn security(&self) -> Result<Security, Error> {
+        // An empty value (`PAXLOG_TOKEN=`) means none, as for the broker's variables.
         let mut security = Security::none();
-        if let Some(ca) = &self.tls_ca {
+        if let Some(ca) = self.tls_ca.as_ref().filter(|p| !p.as_os_str().is_empty()) {
             security = security.with_ca_file(ca)?;
         }
-        if let Some(token) = &self.token {
+        if let Some(token) = self.token.as_ref().filter(|t| !t.is_empty()) {
             security = security.with_token(token.clone());
         }
         Ok(security)
