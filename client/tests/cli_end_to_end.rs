@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{ClusterUp, DEADLINE, POLL, assert_broker_built, free_base_port, run_paxlog, show};
+use common::{
+    ClusterUp, DEADLINE, POLL, assert_broker_built, free_base_port, local_brokers, run_paxlog, show,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -85,10 +87,7 @@ fn cli_creates_produces_consumes_and_reports_on_a_real_cluster() {
     assert_broker_built();
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_base_port();
-    let brokers = (0..3)
-        .map(|i| format!("127.0.0.1:{}", base + i))
-        .collect::<Vec<_>>()
-        .join(",");
+    let brokers = local_brokers(base).join(",");
     let mut cluster =
         ClusterUp::start(base, &dir.path().join("data"), dir.path().join("up.stderr"));
     cluster.wait_serving(&brokers);

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    ClusterUp, DEADLINE, POLL, assert_broker_built, free_base_port, run_paxlog_with, serving_count,
-    show,
+    ClusterUp, DEADLINE, POLL, assert_broker_built, free_base_port, local_brokers, run_paxlog_with,
+    serving_count, show,
 };
 use rustix::process::{Pid, Signal, test_kill_process};
 
@@ -25,10 +25,7 @@ fn cluster_up_serves_three_nodes_and_stops_them_on_signals() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let base = free_base_port();
-    let brokers = (0..3)
-        .map(|i| format!("127.0.0.1:{}", base + i))
-        .collect::<Vec<_>>()
-        .join(",");
+    let brokers = local_brokers(base).join(",");
 
     let mut first = ClusterUp::start(base, &data, dir.path().join("first.stderr"));
     first.wait_serving(&brokers);
@@ -79,10 +76,7 @@ fn cluster_up_tls_runs_mutual_tls_with_token_auth_and_says_how_to_connect() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let base = free_base_port();
-    let brokers = (0..3)
-        .map(|i| format!("127.0.0.1:{}", base + i))
-        .collect::<Vec<_>>()
-        .join(",");
+    let brokers = local_brokers(base).join(",");
     let mut up = ClusterUp::start_with(base, &data, dir.path().join("tls.stderr"), &["--tls"]);
     // cluster up writes the CA and token before it starts any broker.
     let started = std::time::Instant::now();

@@ -10,7 +10,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{
-    ClusterUp, DEADLINE, assert_broker_built, free_base_port, paxlog_bin, run_paxlog, show,
+    ClusterUp, DEADLINE, assert_broker_built, free_base_port, local_brokers, paxlog_bin,
+    run_paxlog, show,
 };
 use http_body_util::{BodyExt, Full};
 use paxlog_client::{Client, ConsumedRecord, ConsumerConfig, OffsetReset, ProducerRecord};
@@ -40,7 +41,7 @@ async fn start() -> Cluster {
     assert_broker_built();
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_base_port();
-    let seeds: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let seeds = local_brokers(base);
     let brokers = seeds.join(",");
     let mut up = ClusterUp::start(base, &dir.path().join("data"), dir.path().join("up.stderr"));
     up.wait_serving(&brokers);

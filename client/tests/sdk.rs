@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ClusterUp, DEADLINE, assert_broker_built, free_base_port};
+use common::{ClusterUp, DEADLINE, assert_broker_built, free_base_port, local_brokers};
 use paxlog_client::{
     Client, Compression, ConsumedRecord, Consumer, ConsumerConfig, OffsetReset, Position,
     ProducerConfig, ProducerRecord,
@@ -31,7 +31,7 @@ fn start() -> Cluster {
     assert_broker_built();
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_base_port();
-    let seeds: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
+    let seeds = local_brokers(base);
     let mut up = ClusterUp::start(base, &dir.path().join("data"), dir.path().join("up.stderr"));
     up.wait_serving(&seeds.join(","));
     Cluster {

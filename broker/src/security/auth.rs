@@ -325,11 +325,6 @@ pub fn sha256(secret: &str) -> [u8; 32] {
     out
 }
 
-/// Lower-case hex of [`sha256`], the form auth files take.
-pub fn sha256_hex(secret: &str) -> String {
-    sha256(secret).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn parse_sha256(hex: &str) -> Option<[u8; 32]> {
     let hex = hex.trim();
     if hex.len() != 64 || !hex.is_ascii() {
@@ -512,9 +507,5 @@ mod tests {
             let err = Tokens::parse(text).expect_err(text);
             assert!(err.contains(expect), "{text}: {err}");
         }
-        assert_eq!(
-            sha256_hex("secret"),
-            "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
-        );
     }
 }

@@ -22,7 +22,6 @@ use crate::groups::{GroupRecord, LiveGroup, OFFSETS_TOPIC};
 use crate::metadata::MetadataState;
 use crate::metrics::{GroupLabels, GroupPartitionLabels, GroupsSnapshot};
 use crate::node::View;
-use crate::storage::KvSpace;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -72,14 +71,7 @@ impl ClientApi {
             if !coordinates {
                 continue;
             }
-            let records = self
-                .inner
-                .db
-                .scan_prefix(KvSpace::ConsumerOffsets, &p.group.to_be_bytes())?;
-            for (key, value) in records {
-                let name = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
-                let record = GroupRecord::decode(&value)
-                    .map_err(|e| Error::InvalidRequest(format!("stored group record: {e}")))?;
+            for (name, record) in self.group_records(p.group)? {
                 let members = self.live_members(&name, &record, now);
                 group_series(
                     &name,

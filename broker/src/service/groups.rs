@@ -96,6 +96,27 @@ impl ClientApi {
     }
 
     /// `group`'s replicated record as this replica applied it.
+    /// Every group record of the offsets partition whose Paxos group is `partition_group`,
+    /// with the group's name, as applied on this broker.
+    pub(super) fn group_records(
+        &self,
+        partition_group: u64,
+    ) -> Result<Vec<(String, GroupRecord)>, Error> {
+        let stored = self
+            .inner
+            .db
+            .scan_prefix(KvSpace::ConsumerOffsets, &partition_group.to_be_bytes())?;
+        stored
+            .into_iter()
+            .map(|(key, value)| {
+                let name = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
+                let record = GroupRecord::decode(&value)
+                    .map_err(|e| Error::InvalidRequest(format!("stored group record: {e}")))?;
+                Ok((name, record))
+            })
+            .collect()
+    }
+
     fn group_record(&self, p: &PartitionInfo, group: &str) -> Result<Option<GroupRecord>, Error> {
         let Some(bytes) = self
             .inner
@@ -484,15 +505,7 @@ impl Groups for ClientApi {
         };
         let mut out = BTreeMap::new();
         for p in &topic.partitions {
-            for (key, value) in self
-                .inner
-                .db
-                .scan_prefix(KvSpace::ConsumerOffsets, &p.group.to_be_bytes())
-                .map_err(Error::from)?
-            {
-                let name = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
-                let record = GroupRecord::decode(&value)
-                    .map_err(|e| Error::InvalidRequest(format!("stored group record: {e}")))?;
+            for (name, record) in self.group_records(p.group)? {
                 let state = if record.members.is_empty() {
                     pb::GroupState::Empty
                 } else {

@@ -2,7 +2,7 @@
 //! subscribers that stop reading.
 
 use super::harness::{Cluster, DEADLINE, POLL, record};
-use super::metrics::scrape;
+use super::metrics::{scrape, wait_metrics};
 use paxlog_proto::v1 as pb;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -79,23 +79,6 @@ async fn connect_from(local: &str, addr: SocketAddr) -> tokio::net::TcpStream {
         .bind(format!("{local}:0").parse().expect("address"))
         .expect("bind");
     socket.connect(addr).await.expect("connect")
-}
-
-/// Polls node `id`'s metrics until `check` holds for them.
-async fn wait_metrics(
-    c: &Cluster,
-    id: u64,
-    what: &str,
-    check: impl Fn(&super::metrics::text::Scrape) -> bool,
-) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if check(&scrape(c.node(id).metrics).await) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 /// Dials from a chosen local address (tonic's own connector cannot bind one).

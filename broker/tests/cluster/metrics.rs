@@ -30,6 +30,23 @@ pub(super) async fn scrape(addr: SocketAddr) -> Scrape {
     Scrape::parse(body)
 }
 
+/// Polls node `id`'s metrics until `check` holds for them (panics after [`DEADLINE`]).
+pub(super) async fn wait_metrics(
+    c: &Cluster,
+    id: u64,
+    what: &str,
+    check: impl Fn(&Scrape) -> bool,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if check(&scrape(c.node(id).metrics).await) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 async fn scrape_all(c: &Cluster) -> Vec<(u64, Scrape)> {
     let mut all = Vec::new();
     for id in 1..=3 {

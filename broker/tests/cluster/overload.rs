@@ -4,7 +4,7 @@
 
 use super::client::wire_error;
 use super::harness::{Cluster, DEADLINE, POLL, read_all};
-use super::metrics::scrape;
+use super::metrics::wait_metrics;
 use paxlog_proto::v1 as pb;
 use std::time::Instant;
 use tonic::Code;
@@ -33,20 +33,11 @@ fn publish_to(topic: &str, partition: u32, value_byte: u8, count: usize) -> pb::
 
 /// Waits until node `id`'s `paxlog_publish_inflight_bytes` satisfies `check`.
 async fn wait_inflight(c: &Cluster, id: u64, what: &str, check: impl Fn(f64) -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        let value = scrape(c.node(id).metrics)
-            .await
-            .value("paxlog_publish_inflight_bytes", &[]);
-        if value.is_some_and(&check) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: in flight {value:?} after {DEADLINE:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    wait_metrics(c, id, what, |s| {
+        s.value("paxlog_publish_inflight_bytes", &[])
+            .is_some_and(&check)
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

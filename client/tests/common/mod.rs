@@ -28,6 +28,11 @@ pub fn assert_broker_built() {
     );
 }
 
+/// The gRPC addresses of a `cluster up` of three nodes from `base`.
+pub fn local_brokers(base: u16) -> Vec<String> {
+    (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect()
+}
+
 /// A base port P with P..P+2 and P+2000..P+2002 free right now, below the ephemeral
 /// port range: ports the OS hands out for `bind(0)` are also the source ports of outgoing
 /// connections, so a broker could find "its" port taken by some client's connection.
