@@ -113,15 +113,36 @@ async fn short_runs_under_kill_and_pause_find_no_anomalies() {
     }
 }
 
-/// Runs the harness with `bug` planted (3 nodes, 20 s) and asserts the checker reports
-/// one of `expected`.
+/// Runs the harness with `bug` planted (3 nodes, 20 s) with each of `seeds` in turn until
+/// the checker reports one of `expected`; fails if no seed's run does.
 async fn planted_bug_is_caught(
+    bug: &str,
+    nemesis: Nemesis,
+    seeds: &[u64],
+    salt: u32,
+    expected: &[&str],
+) {
+    let mut missed = Vec::new();
+    for &seed in seeds {
+        match planted_run(bug, nemesis, seed, salt, expected).await {
+            Ok(()) => return,
+            Err(report) => missed.push(report),
+        }
+    }
+    panic!(
+        "the planted bug {bug} went unnoticed in every run:\n{}",
+        missed.join("\n")
+    );
+}
+
+/// One run of [`planted_bug_is_caught`]: `Err` with the report when nothing was caught.
+async fn planted_run(
     bug: &str,
     nemesis: Nemesis,
     seed: u64,
     salt: u32,
     expected: &[&str],
-) {
+) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = RunConfig {
         nodes: 3,
@@ -136,14 +157,15 @@ async fn planted_bug_is_caught(
     };
     let report = run(&cfg).await.expect("run");
     eprint!("{}", report.to_text());
-    assert!(
-        report
-            .anomalies
-            .iter()
-            .any(|a| expected.contains(&a.invariant.as_str())),
-        "the planted bug {bug} went unnoticed:\n{}",
-        report.to_text()
-    );
+    let caught = report
+        .anomalies
+        .iter()
+        .any(|a| expected.contains(&a.invariant.as_str()));
+    if caught {
+        Ok(())
+    } else {
+        Err(report.to_text())
+    }
 }
 
 /// The harness is only worth its "no anomalies" if it sees real bugs: with new leaders
@@ -152,18 +174,19 @@ async fn planted_bug_is_caught(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_consensus_bug_is_caught() {
     let expected = ["lost", "inconsistent_offsets", "duplicate"];
-    planted_bug_is_caught("skip-recovery", Nemesis::Kill, 1, 7, &expected).await;
+    planted_bug_is_caught("skip-recovery", Nemesis::Kill, &[1], 7, &expected).await;
 }
 
 /// Idempotent producers retry a send whose outcome they did not learn (a leader killed or
 /// paused after the write was decided). With partition leaders planted to write such a
 /// retry again instead of answering with the first write's offsets, the checker sees
 /// duplicates. Seed 2's kills (all, then majorities) leave batches decided but unanswered,
-/// and proposals stuck behind a lost majority for longer than the client's write timeout:
-/// caught in 6 of 6 tries.
+/// and proposals stuck behind a lost majority for longer than the client's write timeout.
+/// Whether a kill lands between a batch's decision and its answer is timing: seed 2 alone
+/// caught it in 6 of 6 tries once, later in 2 of 4; up to four seeds are tried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planted_deduplication_bug_is_caught() {
-    planted_bug_is_caught("no-dedup", Nemesis::Kill, 2, 13, &["duplicate"]).await;
+    planted_bug_is_caught("no-dedup", Nemesis::Kill, &[2, 3, 5, 8], 13, &["duplicate"]).await;
 }
 
 /// With writes acknowledged before they are fsynced (planted), crashes that lose what was
@@ -175,7 +198,7 @@ async fn a_planted_durability_bug_is_caught() {
         return;
     }
     let expected = ["lost", "unseen", "commit_lost", "inconsistent_offsets"];
-    planted_bug_is_caught("no-fsync", Nemesis::Crash, 1, 17, &expected).await;
+    planted_bug_is_caught("no-fsync", Nemesis::Crash, &[1], 17, &expected).await;
 }
 
 /// As root (where network namespaces can be made), each broker gets its own namespace and
